@@ -1,0 +1,89 @@
+"""Packaging-level master data: which product code or GTIN is a unit, middle pack or case.
+
+The level of a 20-digit trace code is bound to its 7-digit prefix and cannot be computed from
+the digits (DOMAIN.md); it comes from this catalog. CSV header: `code,level,ratio,name`.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from agent.codes.model import Code, PackLevel
+
+LEVELS: Final[tuple[PackLevel, ...]] = ("unit", "middle", "case")
+
+
+class CatalogError(ValueError):
+    """The catalog file is unreadable or has a bad row (the message names file and line)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogEntry:
+    """One product code (cn20 prefix or GTIN-14) at one packaging level."""
+
+    code: str
+    level: PackLevel
+    ratio: int
+    name: str
+
+
+class Catalog:
+    """Lookup from a code's product part to its catalog entry."""
+
+    def __init__(self, entries: dict[str, CatalogEntry] | None = None) -> None:
+        self.entries: dict[str, CatalogEntry] = entries or {}
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def lookup(self, code: Code) -> CatalogEntry | None:
+        """The entry for a recognised code, by cn20 product code or GTIN-14."""
+        key = code.fields.get("product_code") if code.kind == "cn20" else code.fields.get("gtin")
+        return self.entries.get(key) if isinstance(key, str) else None
+
+    def level_of(self, code: Code) -> PackLevel:
+        """Packaging level: SSCC is always a pallet; otherwise the catalog's word or unknown."""
+        if code.kind == "sscc":
+            return "pallet"
+        entry = self.lookup(code)
+        return entry.level if entry else "unknown"
+
+    @classmethod
+    def load(cls, path: Path) -> Catalog:
+        """Read a catalog CSV, raising `CatalogError` naming the first bad line."""
+        entries: dict[str, CatalogEntry] = {}
+        try:
+            with path.open(newline="", encoding="utf-8-sig") as fh:
+                reader = csv.DictReader(fh)
+                missing = {"code", "level", "ratio"} - set(reader.fieldnames or ())
+                if missing:
+                    raise CatalogError(f"{path}: header lacks {', '.join(sorted(missing))}")
+                for row in reader:
+                    entry = _entry(row, f"{path}:{reader.line_num}")
+                    entries[entry.code] = entry
+        except OSError as exc:
+            raise CatalogError(f"{path}: cannot read ({exc.strerror})") from exc
+        except UnicodeDecodeError as exc:
+            raise CatalogError(f"{path}: not UTF-8") from exc
+        return cls(entries)
+
+
+def _entry(row: dict[str, str | None], where: str) -> CatalogEntry:
+    code = (row.get("code") or "").strip()
+    level = (row.get("level") or "").strip()
+    ratio_text = (row.get("ratio") or "1").strip()
+    if not (code.isdigit() and len(code) in (7, 14)):
+        raise CatalogError(
+            f"{where}: code {code!r} must be a 7-digit trace-code prefix or a GTIN-14"
+        )
+    if level not in LEVELS:
+        raise CatalogError(f"{where}: level {level!r} must be one of {', '.join(LEVELS)}")
+    if not ratio_text.isdigit() or int(ratio_text) < 1:
+        raise CatalogError(f"{where}: ratio {ratio_text!r} must be a positive whole number")
+    lvl: PackLevel = "unit" if level == "unit" else "middle" if level == "middle" else "case"
+    return CatalogEntry(
+        code=code, level=lvl, ratio=int(ratio_text), name=(row.get("name") or "").strip()
+    )

@@ -1,0 +1,43 @@
+"""Value objects shared by every code family."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Kind = Literal["cn20", "gs1", "sscc", "ma", "commodity", "unknown"]
+PackLevel = Literal["unit", "middle", "case", "pallet", "unknown"]
+FieldValue = str | bool | int
+
+
+@dataclass(frozen=True, slots=True)
+class Code:
+    """A recognised, structurally valid code.
+
+    `text` is the normalised code (what the event carries); `fields` holds the parts SPEC.md
+    names (`product_code`, `serial`, `gtin`, `batch`, `expiry`, `sscc`, ...).
+    """
+
+    text: str
+    kind: Kind
+    fields: dict[str, FieldValue] = field(default_factory=dict)
+    level: PackLevel = "unknown"
+    symbology: str | None = None
+
+
+class CodeError(ValueError):
+    """The input is not an acceptable code; `reason` is a stable SPEC reason code."""
+
+    def __init__(
+        self,
+        reason: str,
+        detail: str,
+        *,
+        kind: Kind = "unknown",
+        fields: dict[str, FieldValue] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+        self.kind: Kind = kind
+        self.fields: dict[str, FieldValue] = fields or {}

@@ -1,0 +1,328 @@
+"""Typed agent configuration read from TOML, with every error reported at once.
+
+Relative paths in the file are resolved against the directory that holds the file, so a
+config and its data can be moved together. Secrets (`mqtt.password`) are masked whenever the
+configuration is printed.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Final
+
+from agent.operations import DEFAULT_OPERATION, OPERATIONS
+
+EX_CONFIG: Final = 78  # sysexits.h: configuration error
+
+_DEVICE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+SCANNER_TYPES: Final = ("serial", "hid", "camera")
+LANGS: Final = ("zh", "en")
+DEFAULT_DATA_DIR: Final = Path("/var/lib/tracescan")
+DEFAULT_KEY_DIR: Final = Path("/etc/tracescan/keys")
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; `problems` holds one `key: what is wrong` line each."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceConfig:
+    """Who this device is and where it keeps its state."""
+
+    id: str = ""
+    site: str = ""
+    data_dir: Path = DEFAULT_DATA_DIR
+    key_dir: Path = DEFAULT_KEY_DIR
+    lang: str = "zh"
+
+
+@dataclass(frozen=True, slots=True)
+class ScannerConfig:
+    """One scanner source; which keys matter depends on `type`."""
+
+    type: str = "serial"
+    port: str = ""
+    name: str = ""
+    baudrate: int = 9600
+    max_line: int = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class OperationConfig:
+    """The operation (and document) in force when the agent starts."""
+
+    mode: str = DEFAULT_OPERATION
+    doc: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MqttConfig:
+    """How to reach the broker."""
+
+    host: str = "127.0.0.1"
+    port: int = 1883
+    topic_prefix: str = "tracescan/v1"
+    client_id: str = ""
+    keepalive: int = 30
+    protocol: str = "5"
+    inflight: int = 20
+    backoff_initial: float = 0.5
+    backoff_max: float = 60.0
+    username: str = ""
+    password: str = field(default="", repr=False)
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogConfig:
+    """Master data: packaging level per product code."""
+
+    path: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """The whole agent configuration."""
+
+    device: DeviceConfig
+    scanners: tuple[ScannerConfig, ...]
+    operation: OperationConfig
+    mqtt: MqttConfig
+    catalog: CatalogConfig
+    source: Path | None = None
+
+    def masked(self) -> dict[str, Any]:
+        """The configuration as plain data with secrets replaced, safe to print or log."""
+        out: dict[str, Any] = {}
+        for section in ("device", "operation", "mqtt", "catalog"):
+            values = {
+                f.name: _plain(getattr(getattr(self, section), f.name))
+                for f in fields(getattr(self, section))
+            }
+            out[section] = values
+        if self.mqtt.password:
+            out["mqtt"]["password"] = "***"  # noqa: S105 - the mask itself
+        out["scanner"] = [
+            {f.name: _plain(getattr(s, f.name)) for f in fields(s)} for s in self.scanners
+        ]
+        return out
+
+
+def _plain(value: object) -> object:
+    return str(value) if isinstance(value, Path) else value
+
+
+class _Section:
+    """Reads one TOML table, remembering every problem instead of stopping at the first."""
+
+    def __init__(self, name: str, table: object, problems: list[str], base: Path) -> None:
+        self.name = name
+        self.problems = problems
+        self.base = base
+        if table is None:
+            table = {}
+        if not isinstance(table, Mapping):
+            problems.append(f"{name}: must be a table")
+            table = {}
+        self.table: Mapping[str, object] = table
+        self.used: set[str] = set()
+
+    def key(self, k: str) -> str:
+        return f"{self.name}.{k}"
+
+    def _get(self, k: str) -> object:
+        self.used.add(k)
+        return self.table.get(k)
+
+    def string(
+        self,
+        k: str,
+        default: str,
+        *,
+        pattern: re.Pattern[str] | None = None,
+        required: bool = False,
+    ) -> str:
+        v = self._get(k)
+        if v is None:
+            if required:
+                self.problems.append(f"{self.key(k)}: required")
+            return default
+        if not isinstance(v, str):
+            self.problems.append(f"{self.key(k)}: must be a string, got {type(v).__name__}")
+            return default
+        if pattern is not None and not pattern.fullmatch(v):
+            self.problems.append(f"{self.key(k)}: {v!r} must match {pattern.pattern}")
+            return default
+        return v
+
+    def choice(self, k: str, default: str, options: tuple[str, ...]) -> str:
+        v = self.string(k, default)
+        if v not in options:
+            self.problems.append(f"{self.key(k)}: {v!r} is not one of {', '.join(options)}")
+            return default
+        return v
+
+    def integer(self, k: str, default: int, lo: int, hi: int) -> int:
+        v = self._get(k)
+        if v is None:
+            return default
+        if isinstance(v, bool) or not isinstance(v, int):
+            self.problems.append(f"{self.key(k)}: must be an integer, got {type(v).__name__}")
+            return default
+        if not lo <= v <= hi:
+            self.problems.append(f"{self.key(k)}: {v} is outside {lo}..{hi}")
+            return default
+        return v
+
+    def number(self, k: str, default: float, lo: float, hi: float) -> float:
+        v = self._get(k)
+        if v is None:
+            return default
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            self.problems.append(f"{self.key(k)}: must be a number, got {type(v).__name__}")
+            return default
+        if not lo <= v <= hi:
+            self.problems.append(f"{self.key(k)}: {v} is outside {lo}..{hi}")
+            return default
+        return float(v)
+
+    def path(self, k: str, default: Path | None) -> Path | None:
+        v = self._get(k)
+        if v is None or v == "":
+            return default
+        if not isinstance(v, str):
+            self.problems.append(f"{self.key(k)}: must be a path string, got {type(v).__name__}")
+            return default
+        p = Path(v).expanduser()
+        return p if p.is_absolute() else (self.base / p)
+
+    def existing_file(self, k: str) -> Path | None:
+        p = self.path(k, None)
+        if p is not None and not p.is_file():
+            self.problems.append(f"{self.key(k)}: file {str(p)!r} does not exist")
+        return p
+
+    def finish(self) -> None:
+        known = sorted(self.used)
+        for k in self.table:
+            if k not in self.used:
+                hint = difflib.get_close_matches(k, known, n=1)
+                more = f" (did you mean {hint[0]!r}?)" if hint else ""
+                self.problems.append(f"{self.key(k)}: unknown key{more}")
+
+
+_SECTIONS: Final = ("device", "scanner", "operation", "mqtt", "catalog")
+
+
+def parse(doc: Mapping[str, object], base: Path) -> Config:
+    """Build a `Config` from parsed TOML, raising `ConfigError` listing every problem."""
+    problems: list[str] = []
+    for k in doc:
+        if k not in _SECTIONS:
+            hint = difflib.get_close_matches(k, _SECTIONS, n=1)
+            more = f" (did you mean {hint[0]!r}?)" if hint else ""
+            problems.append(f"{k}: unknown section{more}")
+
+    s = _Section("device", doc.get("device"), problems, base)
+    device = DeviceConfig(
+        id=s.string("id", "", pattern=_DEVICE_ID, required=True),
+        site=s.string("site", "", pattern=_DEVICE_ID, required=True),
+        data_dir=s.path("data_dir", DEFAULT_DATA_DIR) or DEFAULT_DATA_DIR,
+        key_dir=s.path("key_dir", DEFAULT_KEY_DIR) or DEFAULT_KEY_DIR,
+        lang=s.choice("lang", "zh", LANGS),
+    )
+    s.finish()
+    if (
+        device.data_dir.resolve() == device.key_dir.resolve()
+        or device.key_dir.resolve().is_relative_to(device.data_dir.resolve())
+    ):
+        problems.append(
+            "device.key_dir: must be outside device.data_dir (keys never live beside the data)"
+        )
+
+    raw_scanners = doc.get("scanner", [])
+    if isinstance(raw_scanners, Mapping):
+        raw_scanners = [raw_scanners]
+    scanners: list[ScannerConfig] = []
+    if not isinstance(raw_scanners, list):
+        problems.append("scanner: must be an array of tables ([[scanner]])")
+        raw_scanners = []
+    for i, table in enumerate(raw_scanners):
+        s = _Section(f"scanner[{i}]", table, problems, base)
+        kind = s.choice("type", "serial", SCANNER_TYPES)
+        port = s.string("port", "", required=True)
+        scanner = ScannerConfig(
+            type=kind,
+            port=port,
+            name=s.string("name", f"{kind}{i}", pattern=_DEVICE_ID),
+            baudrate=s.integer("baudrate", 9600, 300, 4_000_000),
+            max_line=s.integer("max_line", 4096, 64, 1 << 20),
+        )
+        s.finish()
+        scanners.append(scanner)
+    names = [sc.name for sc in scanners]
+    for dup in sorted({n for n in names if names.count(n) > 1}):
+        problems.append(f"scanner.name: {dup!r} is used by more than one scanner")
+
+    s = _Section("operation", doc.get("operation"), problems, base)
+    mode = s.choice("mode", DEFAULT_OPERATION, OPERATIONS)
+    doc_id = s.string("doc", "") or None
+    operation = OperationConfig(mode=mode, doc=doc_id)
+    s.finish()
+
+    s = _Section("mqtt", doc.get("mqtt"), problems, base)
+    mqtt = MqttConfig(
+        host=s.string("host", "127.0.0.1", required=False),
+        port=s.integer("port", 1883, 1, 65535),
+        topic_prefix=s.string("topic_prefix", "tracescan/v1", pattern=re.compile(r"[^#+\x00]+")),
+        client_id=s.string("client_id", ""),
+        keepalive=s.integer("keepalive", 30, 5, 3600),
+        protocol=s.choice("protocol", "5", ("5", "3.1.1")),
+        inflight=s.integer("inflight", 20, 1, 1000),
+        backoff_initial=s.number("backoff_initial", 0.5, 0.01, 60.0),
+        backoff_max=s.number("backoff_max", 60.0, 0.1, 3600.0),
+        username=s.string("username", ""),
+        password=s.string("password", ""),
+        ca_file=s.existing_file("ca_file"),
+        cert_file=s.existing_file("cert_file"),
+        key_file=s.existing_file("key_file"),
+    )
+    if (mqtt.cert_file is None) != (mqtt.key_file is None):
+        problems.append("mqtt.cert_file: mutual TLS needs both cert_file and key_file")
+    s.finish()
+
+    s = _Section("catalog", doc.get("catalog"), problems, base)
+    catalog = CatalogConfig(path=s.existing_file("path"))
+    s.finish()
+
+    if problems:
+        raise ConfigError(problems)
+    return Config(
+        device=device, scanners=tuple(scanners), operation=operation, mqtt=mqtt, catalog=catalog
+    )
+
+
+def load(path: Path) -> Config:
+    """Read and validate a TOML configuration file."""
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read ({exc.strerror})"]) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"{path}: not UTF-8 ({exc})"]) from exc
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{path}: invalid TOML: {exc}"]) from exc
+    return replace(parse(doc, path.resolve().parent), source=path)

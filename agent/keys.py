@@ -1,0 +1,114 @@
+"""The device's keys: Ed25519 signing key, AES-256 data key and HMAC index key.
+
+Keys live in `key_dir`, never in `data_dir`: a copied or stolen data directory is unreadable
+without them. The directory is 0700 and every key file 0600; keys that group or others could
+read are refused, because a leaked signing key lets anyone forge this device's records.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+SIGNING_FILE: Final = "signing.key"
+DATA_FILE: Final = "data.key"
+INDEX_FILE: Final = "index.key"
+KEY_BYTES: Final = 32
+
+
+class KeyStoreError(Exception):
+    """Keys are missing, unreadable or exposed; the message says which file and what to do."""
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRing:
+    """The three secrets a device holds."""
+
+    signing: Ed25519PrivateKey
+    data: bytes
+    index: bytes
+
+    @property
+    def public(self) -> Ed25519PublicKey:
+        """The verification key the central side registers for this device."""
+        return self.signing.public_key()
+
+    def public_b64(self) -> str:
+        """Raw 32-byte public key, base64: what `tracescan pubkey` prints."""
+        raw = self.public.public_bytes(Encoding.Raw, PublicFormat.Raw)
+        return base64.b64encode(raw).decode("ascii")
+
+
+def _check_private(path: Path, *, is_dir: bool) -> None:
+    st = path.stat()
+    if is_dir and not stat.S_ISDIR(st.st_mode):
+        raise KeyStoreError(f"{path}: key_dir is not a directory")
+    if st.st_mode & 0o077:
+        want = "0700" if is_dir else "0600"
+        raise KeyStoreError(
+            f"{path}: permissions {stat.S_IMODE(st.st_mode):04o} let other users read keys; run chmod {want} {path}"
+        )
+
+
+def _write_secret(path: Path, data: bytes) -> None:
+    """Create a key file atomically with 0600 from the first byte on."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    dfd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+def _read_secret(path: Path) -> bytes:
+    _check_private(path, is_dir=False)
+    data = path.read_bytes()
+    if len(data) != KEY_BYTES:
+        raise KeyStoreError(
+            f"{path}: expected {KEY_BYTES} bytes, found {len(data)}: the file is damaged"
+        )
+    return data
+
+
+def load(key_dir: Path, *, create: bool = True) -> KeyRing:
+    """Load the key ring, creating missing keys (and the 0700 directory) when `create`."""
+    try:
+        if not key_dir.exists():
+            if not create:
+                raise KeyStoreError(f"{key_dir}: key_dir does not exist")
+            key_dir.mkdir(mode=0o700, parents=True)
+        _check_private(key_dir, is_dir=True)
+        values: dict[str, bytes] = {}
+        for name in (SIGNING_FILE, DATA_FILE, INDEX_FILE):
+            path = key_dir / name
+            if not path.exists():
+                if not create:
+                    raise KeyStoreError(f"{path}: key missing")
+                secret = (
+                    Ed25519PrivateKey.generate().private_bytes_raw()
+                    if name == SIGNING_FILE
+                    else os.urandom(KEY_BYTES)
+                )
+                _write_secret(path, secret)
+            values[name] = _read_secret(path)
+    except OSError as exc:
+        raise KeyStoreError(f"{key_dir}: {exc.strerror or exc}") from exc
+    return KeyRing(
+        signing=Ed25519PrivateKey.from_private_bytes(values[SIGNING_FILE]),
+        data=values[DATA_FILE],
+        index=values[INDEX_FILE],
+    )

@@ -1,0 +1,64 @@
+"""What the worker is told, in Chinese and English, for every decision reason."""
+
+from __future__ import annotations
+
+from typing import Final
+
+#: reason -> (zh, en). Every stable SPEC reason has both languages.
+MESSAGES: Final[dict[str, tuple[str, str]]] = {
+    "accepted": ("有效的追溯码", "Valid trace code"),
+    "empty": ("未读到内容，请重新扫描", "Nothing was read: scan again"),
+    "bad_charset": (
+        "读到的内容含有非法字符，请重新扫描",
+        "The scan contains invalid characters: scan again",
+    ),
+    "bad_length": (
+        "码的长度不对（追溯码为20位），请重新扫描",
+        "Wrong length (a trace code has 20 digits): scan again",
+    ),
+    "bad_check_digit": (
+        "校验位错误，码可能读错或被篡改",
+        "Check digit is wrong: misread or altered code",
+    ),
+    "bad_date": ("码中的日期无效", "The date in the code is invalid"),
+    "gs1_structure": (
+        "这是产品码而不是单品追溯码（缺少序列号），请扫描带序列号的码",
+        "This identifies a product, not a pack (no serial): scan the code with a serial number",
+    ),
+    "commodity_barcode": (
+        "这是商品条码（69开头），不是追溯码，请扫描旁边的追溯码",
+        "This is the product barcode (69…), not the trace code: scan the 追溯码 printed beside it",
+    ),
+    "unknown_format": (
+        "无法识别的码，请扫描药品追溯码",
+        "Not a recognised trace code: scan the drug's trace code",
+    ),
+    "expired": (
+        "药品已过期，不能发药/销售",
+        "This pack has expired: it cannot be dispensed or sold",
+    ),
+    "level_not_allowed": (
+        "这是中包装/大包装码，发药/销售时请扫描最小包装上的追溯码",
+        "This is a middle-pack/case code: at dispensing or sale scan the unit pack's code",
+    ),
+    "duplicate_scan": ("重复扫描，已忽略", "Double read ignored"),
+    "already_recorded": (
+        "此追溯码已被记录过（疑似回流药），请核对后确认",
+        "This code was already recorded (possible returned-to-market pack): check and acknowledge",
+    ),
+    "blocked": ("此药品已被召回或禁止流通", "This pack is recalled or blocked"),
+    "not_in_manifest": (
+        "此码不在供货方的发货数据中",
+        "This code is not in the supplier's dispatch data",
+    ),
+    "buffer_full": (
+        "本地存储已满，扫描未记录！请联系管理员",
+        "Local storage is full: the scan was NOT recorded. Call the administrator",
+    ),
+}
+
+
+def message(reason: str | None, lang: str = "zh") -> str:
+    """The worker-facing sentence for a reason (None means accepted)."""
+    zh, en = MESSAGES.get(reason or "accepted", MESSAGES["unknown_format"])
+    return en if lang == "en" else zh

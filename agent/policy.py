@@ -1,0 +1,84 @@
+"""Whether a recognised code is acceptable for the operation in force.
+
+Pure functions: the code, the operation, master data and today's date in; a `Decision` out.
+Stateful rules (double reads, a unit sold twice) build on this in the daemon's pipeline.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from agent.catalog import Catalog
+from agent.codes import Code, CodeError, FieldValue, Kind, PackLevel, recognise
+from agent.messages import message
+from agent.operations import UNIT_ONLY_OPERATIONS
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The verdict on one input, in the shape of SPEC.md's `check` output."""
+
+    input: str
+    accepted: bool
+    kind: Kind
+    level: PackLevel
+    reason: str | None
+    text: str
+    fields: dict[str, FieldValue] = field(default_factory=dict)
+    symbology: str | None = None
+
+    def message(self, lang: str = "zh") -> str:
+        """The worker-facing sentence for this decision."""
+        return message(self.reason, lang)
+
+    def as_check_output(self, lang: str = "zh") -> dict[str, object]:
+        """The JSON object `tracescan check` prints."""
+        return {
+            "input": self.input,
+            "accepted": self.accepted,
+            "kind": self.kind,
+            "level": self.level,
+            "reason": self.reason,
+            "message": self.message(lang),
+            "fields": self.fields,
+        }
+
+    def refused(self, reason: str) -> Decision:
+        """The same input refused for `reason` (e.g. when storage fails)."""
+        return Decision(
+            self.input, False, self.kind, self.level, reason, self.text, self.fields, self.symbology
+        )
+
+
+def judge(code: Code, *, op: str, catalog: Catalog, today: dt.date, raw: str) -> Decision:
+    """Apply the packaging-level guard and the expiry rule for `op`."""
+    level = catalog.level_of(code)
+    reason: str | None = None
+    if op in UNIT_ONLY_OPERATIONS:
+        if level in ("middle", "case", "pallet"):
+            reason = "level_not_allowed"
+        else:
+            expiry = code.fields.get("expiry")
+            if isinstance(expiry, str) and dt.date.fromisoformat(expiry) < today:
+                reason = "expired"
+    return Decision(
+        raw, reason is None, code.kind, level, reason, code.text, dict(code.fields), code.symbology
+    )
+
+
+def assess(raw: str, *, op: str, catalog: Catalog, today: dt.date) -> Decision:
+    """Recognise and judge one raw input: the stateless half of every scan's decision."""
+    try:
+        code = recognise(raw)
+    except CodeError as exc:
+        return Decision(
+            raw, False, exc.kind, "unknown", exc.reason, _printable(raw), dict(exc.fields)
+        )
+    return judge(code, op=op, catalog=catalog, today=today, raw=raw)
+
+
+def _printable(raw: str) -> str:
+    """A bounded, control-free rendering of refused input for the reject record."""
+    text = raw.strip()[:128]
+    return "".join(ch if " " <= ch <= "~" or ch == "\x1d" else "\ufffd" for ch in text)

@@ -1,0 +1,1 @@
+"""Virtual hardware for tests, benchmarks and `make demo`: scanners, broker faults, workloads."""

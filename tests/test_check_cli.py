@@ -1,0 +1,77 @@
+"""`tracescan check`: SPEC's one-JSON-line-per-input contract and exit statuses."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+CHECK_KEYS = {"input", "accepted", "kind", "level", "reason", "message", "fields"}
+
+
+def _check(*args: str, stdin: str | None = None) -> tuple[int, list[dict[str, object]]]:
+    r = subprocess.run(
+        [sys.executable, "-m", "agent", "check", *args],
+        capture_output=True,
+        text=True,
+        input=stdin,
+        timeout=30,
+    )
+    return r.returncode, [json.loads(line) for line in r.stdout.splitlines()]
+
+
+def test_accepted_cn20_prints_fields_and_exits_0() -> None:
+    rc, out = _check("81234560000000011234")
+    assert rc == 0
+    assert set(out[0]) == CHECK_KEYS
+    assert out[0]["accepted"] is True
+    assert out[0]["kind"] == "cn20"
+    assert out[0]["reason"] is None
+    assert out[0]["fields"] == {"product_code": "8123456", "serial": "000000001"}
+
+
+def test_special_control_flag() -> None:
+    _, out = _check("89123450000000011234")
+    fields = out[0]["fields"]
+    assert isinstance(fields, dict)
+    assert fields["special_control"] is True
+
+
+def test_any_refusal_exits_1_and_keeps_input_order() -> None:
+    rc, out = _check("81234560000000011234", "", "1234", "71234560000000011234")
+    assert rc == 1
+    assert [o["input"] for o in out] == ["81234560000000011234", "", "1234", "71234560000000011234"]
+    assert [o["accepted"] for o in out] == [True, False, False, False]
+    assert out[1]["reason"] == "empty"
+    assert (
+        out[3]["reason"] == "unknown_format"
+    )  # 20 digits not starting with 8: not silently accepted
+    assert all(o["message"] for o in out)
+
+
+def test_stdin_dash_reads_one_input_per_line() -> None:
+    rc, out = _check("-", stdin="81234560000000011234\r\n]C081234560000000021234\n")
+    assert rc == 0
+    assert [o["fields"] for o in out][1] == {"product_code": "8123456", "serial": "000000002"}
+
+
+def test_case_code_at_dispense_is_level_not_allowed(catalog_file: Path) -> None:
+    rc, out = _check("--catalog", str(catalog_file), "81234580000000011234", "81234560000000011234")
+    assert rc == 1
+    assert out[0]["level"] == "case"
+    assert out[0]["reason"] == "level_not_allowed"
+    assert out[1]["level"] == "unit"
+    rc, out = _check("--op", "receive", "--catalog", str(catalog_file), "81234580000000011234")
+    assert rc == 0
+    assert out[0]["level"] == "case"
+
+
+def test_usage_error_exits_2() -> None:
+    rc, _ = _check("--op", "nonsense", "81234560000000011234")
+    assert rc == 2
+
+
+def test_english_messages() -> None:
+    _, out = _check("--lang", "en", "")
+    assert out[0]["message"] == "Nothing was read: scan again"

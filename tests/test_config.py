@@ -1,0 +1,110 @@
+"""Configuration: every error at once, each naming its key; exit status 78."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from agent.config import EX_CONFIG, ConfigError, load
+
+GOOD = """
+[device]
+id = "station-01"
+site = "site-01"
+data_dir = "data"
+key_dir = "keys"
+
+[[scanner]]
+type = "serial"
+port = "/dev/ttyACM0"
+
+[mqtt]
+host = "broker.example"
+password = "s3cret"
+"""
+
+
+def test_good_config_resolves_relative_paths_against_the_file(tmp_path: Path) -> None:
+    cfg = tmp_path / "t.toml"
+    cfg.write_text(GOOD)
+    c = load(cfg)
+    assert c.device.data_dir == tmp_path / "data"
+    assert c.device.key_dir == tmp_path / "keys"
+    assert c.scanners[0].baudrate == 9600
+    assert c.operation.mode == "dispense"
+    assert c.mqtt.topic_prefix == "tracescan/v1"
+
+
+def test_password_is_masked_when_printed(tmp_path: Path) -> None:
+    cfg = tmp_path / "t.toml"
+    cfg.write_text(GOOD)
+    c = load(cfg)
+    assert "s3cret" not in repr(c)
+    assert c.masked()["mqtt"]["password"] == "***"
+
+
+def test_every_error_is_reported_at_once_naming_its_key(tmp_path: Path) -> None:
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text(
+        """
+[device]
+id = "bad id!"
+sitee = "x"
+
+[[scanner]]
+type = "usb"
+baudrate = "fast"
+
+[operation]
+mode = "sell"
+
+[mqtt]
+port = 70000
+"""
+    )
+    with pytest.raises(ConfigError) as info:
+        load(cfg)
+    text = str(info.value)
+    for key in (
+        "device.id",
+        "device.site: required",
+        "device.sitee: unknown key (did you mean 'site'?)",
+        "scanner[0].type",
+        "scanner[0].port: required",
+        "scanner[0].baudrate",
+        "operation.mode",
+        "mqtt.port",
+    ):
+        assert key in text, key
+
+
+def test_key_dir_inside_data_dir_is_refused(tmp_path: Path) -> None:
+    cfg = tmp_path / "t.toml"
+    cfg.write_text(GOOD.replace('key_dir = "keys"', 'key_dir = "data/keys"'))
+    with pytest.raises(ConfigError, match=r"device\.key_dir"):
+        load(cfg)
+
+
+def test_cli_exits_78_and_prints_all_problems(tmp_path: Path) -> None:
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text('[device]\nid = ""\n[mqtt]\nport = "x"\n')
+    r = subprocess.run(
+        [sys.executable, "-m", "agent", "run", "--config", str(cfg)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert r.returncode == EX_CONFIG
+    assert "device.id" in r.stderr
+    assert "device.site" in r.stderr
+    assert "mqtt.port" in r.stderr
+
+
+def test_invalid_toml_names_the_file(tmp_path: Path) -> None:
+    cfg = tmp_path / "broken.toml"
+    cfg.write_text("[device\n")
+    with pytest.raises(ConfigError, match=r"broken\.toml"):
+        load(cfg)
