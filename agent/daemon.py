@@ -30,7 +30,7 @@ from agent.policy import Decision, assess
 from agent.store import NewRecord, Sealer, Store, StoreError
 from agent.uplink import Uplink
 from drivers import RawScan
-from drivers.serial import SerialScanner
+from drivers.factory import open_scanner
 
 log = logging.getLogger(__name__)
 
@@ -66,23 +66,11 @@ class Agent:
         self.store = Store(config.device.data_dir, self.sealer)
         self.catalog = Catalog.load(config.catalog.path) if config.catalog.path else Catalog()
         self.uplink = Uplink(config.mqtt, config.device, self.sealer, self._acked, self.stop)
-        self.scanners: list[threading.Thread] = []
-        for sc in config.scanners:
-            if sc.type == "serial":
-                self.scanners.append(
-                    SerialScanner(
-                        sc.name,
-                        sc.port,
-                        self.inbox.put,
-                        self.stop,
-                        baudrate=sc.baudrate,
-                        max_line=sc.max_line,
-                    )
-                )
-            else:
-                log.error(
-                    "scanner %s: type %r is not supported by this build; skipped", sc.name, sc.type
-                )
+        self.scanners: list[threading.Thread] = [
+            t
+            for sc in config.scanners
+            if (t := open_scanner(sc, self.inbox.put, self.stop)) is not None
+        ]
 
     def _acked(self, rids: list[int]) -> None:
         self.inbox.put(Acked(rids))
