@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Final
 
-#: reason -> (zh, en). Every stable SPEC reason has both languages.
+#: reason -> (zh, en). Every stable SPEC reason has both languages. A key `reason.variant`
+#: is a more specific sentence for the same reason (e.g. the 69… commodity barcode).
 MESSAGES: Final[dict[str, tuple[str, str]]] = {
     "accepted": ("有效的追溯码", "Valid trace code"),
     "empty": ("未读到内容，请重新扫描", "Nothing was read: scan again"),
@@ -22,10 +23,23 @@ MESSAGES: Final[dict[str, tuple[str, str]]] = {
     ),
     "bad_date": ("码中的日期无效", "The date in the code is invalid"),
     "gs1_structure": (
+        "GS1码结构不完整（缺少GTIN或序列号），请扫描药盒上带序列号的追溯码",
+        "Incomplete GS1 code (no GTIN or no serial): scan the pack's code that has a serial number",
+    ),
+    "gs1_structure.no_serial": (
         "这是产品码而不是单品追溯码（缺少序列号），请扫描带序列号的码",
         "This identifies a product, not a pack (no serial): scan the code with a serial number",
     ),
+    "gs1_structure.separator_lost": (
+        "码中的分隔符(GS)丢失，无法区分批号和序列号；请让管理员开启扫描枪的GS(FNC1)输出",
+        "The code's GS separators were lost, so batch and serial cannot be told apart: "
+        "have the scanner set to transmit GS (FNC1)",
+    ),
     "commodity_barcode": (
+        "这是商品条码，不是追溯码，请扫描药盒上的追溯码",
+        "This is a product barcode, not the trace code: scan the pack's 追溯码",
+    ),
+    "commodity_barcode.69": (
         "这是商品条码（69开头），不是追溯码，请扫描旁边的追溯码",
         "This is the product barcode (69…), not the trace code: scan the 追溯码 printed beside it",
     ),
@@ -58,7 +72,13 @@ MESSAGES: Final[dict[str, tuple[str, str]]] = {
 }
 
 
-def message(reason: str | None, lang: str = "zh") -> str:
-    """The worker-facing sentence for a reason (None means accepted)."""
-    zh, en = MESSAGES.get(reason or "accepted", MESSAGES["unknown_format"])
+def message(reason: str | None, lang: str = "zh", variant: str | None = None) -> str:
+    """The worker-facing sentence for a reason (None means accepted), in `zh` or `en`.
+
+    >>> message("commodity_barcode", "en", "69")
+    'This is the product barcode (69…), not the trace code: scan the 追溯码 printed beside it'
+    """
+    key = reason or "accepted"
+    pair = (variant and MESSAGES.get(f"{key}.{variant}")) or MESSAGES.get(key)
+    zh, en = pair or MESSAGES["unknown_format"]
     return en if lang == "en" else zh

@@ -10,14 +10,25 @@ import datetime as dt
 from dataclasses import dataclass, field
 
 from agent.catalog import Catalog
-from agent.codes import Code, CodeError, FieldValue, Kind, PackLevel, recognise
+from agent.codes import (
+    DEFAULT_GS_STANDINS,
+    Code,
+    CodeError,
+    FieldValue,
+    Kind,
+    PackLevel,
+    recognise,
+)
 from agent.messages import message
 from agent.operations import UNIT_ONLY_OPERATIONS
 
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """The verdict on one input, in the shape of SPEC.md's `check` output."""
+    """The verdict on one input, in the shape of SPEC.md's `check` output.
+
+    `variant` selects a more specific worker message for the same reason (see agent.messages).
+    """
 
     input: str
     accepted: bool
@@ -27,10 +38,11 @@ class Decision:
     text: str
     fields: dict[str, FieldValue] = field(default_factory=dict)
     symbology: str | None = None
+    variant: str | None = None
 
     def message(self, lang: str = "zh") -> str:
         """The worker-facing sentence for this decision."""
-        return message(self.reason, lang)
+        return message(self.reason, lang, self.variant)
 
     def as_check_output(self, lang: str = "zh") -> dict[str, object]:
         """The JSON object `tracescan check` prints."""
@@ -55,6 +67,7 @@ def judge(code: Code, *, op: str, catalog: Catalog, today: dt.date, raw: str) ->
     """Apply the packaging-level guard and the expiry rule for `op`."""
     level = catalog.level_of(code)
     reason: str | None = None
+    # Expiry is judged against the local date the scan happened on, passed in (no clock here).
     if op in UNIT_ONLY_OPERATIONS:
         if level in ("middle", "case", "pallet"):
             reason = "level_not_allowed"
@@ -67,13 +80,31 @@ def judge(code: Code, *, op: str, catalog: Catalog, today: dt.date, raw: str) ->
     )
 
 
-def assess(raw: str, *, op: str, catalog: Catalog, today: dt.date) -> Decision:
-    """Recognise and judge one raw input: the stateless half of every scan's decision."""
+def assess(
+    raw: str,
+    *,
+    op: str,
+    catalog: Catalog,
+    today: dt.date,
+    gs_standins: tuple[str, ...] = DEFAULT_GS_STANDINS,
+    gs_replacement: str | None = None,
+) -> Decision:
+    """Recognise and judge one raw input: the stateless half of every scan's decision.
+
+    Never raises for any input text: every refusal is a `Decision` with a stable reason.
+    """
     try:
-        code = recognise(raw)
+        code = recognise(raw, gs_standins=gs_standins, gs_replacement=gs_replacement)
     except CodeError as exc:
         return Decision(
-            raw, False, exc.kind, "unknown", exc.reason, _printable(raw), dict(exc.fields)
+            raw,
+            False,
+            exc.kind,
+            "pallet" if exc.kind == "sscc" else "unknown",
+            exc.reason,
+            _printable(raw),
+            dict(exc.fields),
+            variant=exc.variant,
         )
     return judge(code, op=op, catalog=catalog, today=today, raw=raw)
 

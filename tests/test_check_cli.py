@@ -75,3 +75,45 @@ def test_usage_error_exits_2() -> None:
 def test_english_messages() -> None:
     _, out = _check("--lang", "en", "")
     assert out[0]["message"] == "Nothing was read: scan again"
+
+
+def test_gs1_with_a_typed_gs_escape_and_hri() -> None:
+    rc, out = _check(
+        "--op", "receive", "0106901234567892172812311012345\\x1d21ABC", "(00)157035381410375177"
+    )
+    assert rc == 0
+    assert (out[0]["kind"], out[0]["level"]) == ("gs1", "unknown")
+    assert out[0]["fields"] == {
+        "gtin": "06901234567892",
+        "expiry": "2028-12-31",
+        "batch": "12345",
+        "serial": "ABC",
+    }
+    assert (out[1]["kind"], out[1]["level"], out[1]["fields"]) == (
+        "sscc",
+        "pallet",
+        {"sscc": "157035381410375177"},
+    )
+
+
+def test_refusals_name_the_family_and_say_why_in_english() -> None:
+    rc, out = _check(
+        "--lang",
+        "en",
+        "6901234567892",
+        "00157035381410375177",
+        "0106901234567892",
+        "010690123456789217281231101234521ABC",
+    )
+    assert rc == 1
+    assert [(o["kind"], o["reason"]) for o in out] == [
+        ("commodity", "commodity_barcode"),
+        ("sscc", "level_not_allowed"),
+        ("gs1", "gs1_structure"),
+        ("gs1", "gs1_structure"),
+    ]
+    messages = [str(o["message"]) for o in out]
+    assert "69" in messages[0]
+    assert "追溯码" in messages[0]
+    assert "serial" in messages[2]
+    assert "GS" in messages[3]

@@ -26,7 +26,11 @@ class Code:
 
 
 class CodeError(ValueError):
-    """The input is not an acceptable code; `reason` is a stable SPEC reason code."""
+    """The input is not an acceptable code; `reason` is a stable SPEC reason code.
+
+    `variant` optionally picks a more specific worker message for the same reason (e.g. the
+    69… commodity barcode, or GS1 separators lost); the reason itself never changes with it.
+    """
 
     def __init__(
         self,
@@ -35,9 +39,11 @@ class CodeError(ValueError):
         *,
         kind: Kind = "unknown",
         fields: dict[str, FieldValue] | None = None,
+        variant: str | None = None,
     ) -> None:
         super().__init__(detail)
         self.reason = reason
         self.detail = detail
         self.kind: Kind = kind
         self.fields: dict[str, FieldValue] = fields or {}
+        self.variant = variant

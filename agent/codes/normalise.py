@@ -20,8 +20,18 @@ GS: Final = "\x1d"
 #: optional part, or a GS1 string with several AIs) stays well under this.
 MAX_INPUT: Final = 512
 
-#: Textual stand-ins for GS that keyboard wedges and decoders produce.
-DEFAULT_GS_STANDINS: Final[tuple[str, ...]] = ("<GS>", "{GS}", "^]", "\\x1d", "\\x1D", "[GS]")
+#: Textual stand-ins for GS that keyboard wedges and decoders produce: zxing-cpp's `<GS>`,
+#: `{GS}` and `[GS]` renderings, the caret notation of Ctrl+] (`^]`), a literal `\x1d` escape
+#: (typed into `tracescan check`), and U+241D, the visible "symbol for group separator".
+DEFAULT_GS_STANDINS: Final[tuple[str, ...]] = (
+    "<GS>",
+    "{GS}",
+    "[GS]",
+    "^]",
+    "\\x1d",
+    "\\x1D",
+    "\u241d",
+)
 
 _AIM: Final = re.compile(r"\][A-Za-z][0-9A-Za-z]")
 _CONTROL: Final = re.compile(r"[\x00-\x1c\x1e\x1f\x7f-\x9f]")
@@ -50,22 +60,25 @@ def normalise(
     if len(raw) > MAX_INPUT * 4:
         # Refuse before doing any per-character work: bounded cost for garbage floods.
         raise CodeError("bad_length", f"input of {len(raw)} characters is far longer than any code")
+    if raw.isascii() and raw.isdigit() and len(raw) <= MAX_INPUT:
+        # The common case (a 20-digit trace code, an EAN) needs none of the steps below.
+        return Normalised(text=raw)
     text = raw.strip(" \t\r\n")
     if not text:
         raise CodeError("empty", "nothing was read")
     symbology: str | None = None
     if _AIM.match(text):
         symbology, text = text[:3], text[3:]
-        if text.startswith(GS):  # GS1 symbols may open with FNC1, transmitted as GS
-            text = text[1:]
     for standin in gs_standins:
         if standin in text:
             text = text.replace(standin, GS)
     if gs_replacement and gs_replacement in text:
         text = text.replace(gs_replacement, GS)
-    text = text.strip(" ")
+    # A GS1 symbol opens with FNC1, which some scanners transmit as a leading GS; trailing GS
+    # and spaces carry no data either.
+    text = text.strip(" " + GS)
     if not text:
-        raise CodeError("empty", "only a symbology identifier was read")
+        raise CodeError("empty", "only a symbology identifier or separators were read")
     if len(text) > MAX_INPUT:
         raise CodeError(
             "bad_length", f"{len(text)} characters is longer than any code ({MAX_INPUT})"
@@ -78,4 +91,4 @@ def normalise(
             else "characters outside printable ASCII"
         )
         raise CodeError("bad_charset", f"input contains {what}")
-    return Normalised(text=text.rstrip(GS), symbology=symbology)
+    return Normalised(text=text, symbology=symbology)

@@ -42,3 +42,47 @@ def test_configurable_replacement_character() -> None:
     assert (
         normalise("0106901234567892~10ABC", gs_replacement="~").text == f"0106901234567892{GS}10ABC"
     )
+
+
+@pytest.mark.parametrize("standin", ["[GS]", "\\x1D", "\u241d"])
+def test_more_gs_renderings_become_0x1d(standin: str) -> None:
+    assert normalise(f"10ABC{standin}21X").text == f"10ABC{GS}21X"
+
+
+@pytest.mark.parametrize("raw", ["]d2<GS>010690123456789221X", f"{GS}010690123456789221X{GS}"])
+def test_leading_fnc1_and_trailing_separators_are_dropped(raw: str) -> None:
+    assert normalise(raw).text == "010690123456789221X"
+
+
+def test_standins_can_be_switched_off() -> None:
+    # A site whose codes may legitimately contain "^]" turns the stand-ins off entirely.
+    assert normalise("AB^]CD", gs_standins=()).text == "AB^]CD"
+
+
+@pytest.mark.parametrize("symbology", ["]C0", "]C1", "]E0", "]d2", "]Q3", "]e0"])
+def test_every_aim_identifier_is_split_off(symbology: str) -> None:
+    n = normalise(symbology + "81234560000000011234")
+    assert (n.symbology, n.text) == (symbology, "81234560000000011234")
+
+
+def test_a_one_megabyte_line_is_refused_as_bad_length() -> None:
+    with pytest.raises(CodeError) as info:
+        normalise("8" * 1_000_000)
+    assert info.value.reason == "bad_length"
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        ("]C1", "empty"),
+        ("]d2<GS>", "empty"),
+        ("8123\t4560", "bad_charset"),
+        ("8123456\r\n0000000011234", "bad_charset"),
+        ("８１２３４５６０００", "bad_charset"),  # full-width digits from an IME
+        ("8123456\x7f", "bad_charset"),
+    ],
+)
+def test_control_and_non_ascii_refusals(raw: str, reason: str) -> None:
+    with pytest.raises(CodeError) as info:
+        normalise(raw)
+    assert info.value.reason == reason

@@ -1,0 +1,178 @@
+"""agent/policy.py: the stateless judge (packaging level, expiry) and `assess`."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from agent.catalog import Catalog, CatalogError
+from agent.codes import GS
+from agent.messages import MESSAGES
+from agent.operations import OPERATIONS
+from agent.policy import assess
+
+TODAY = dt.date(2026, 6, 15)
+UNIT_GTIN, CASE_GTIN = "06901234567892", "16901234567899"
+CATALOG_CSV = (
+    "code,level,ratio,name\n"
+    "8123456,unit,1,Amoxicillin 0.25g x24\n"
+    "8123457,middle,10,Amoxicillin middle pack\n"
+    "8123458,case,200,Amoxicillin case\n"
+    f"{UNIT_GTIN},unit,1,Imported tablets\n"
+    f"{CASE_GTIN},case,50,Imported tablets case\n"
+)
+SPEC_REASONS = [
+    "empty",
+    "bad_charset",
+    "bad_length",
+    "bad_check_digit",
+    "bad_date",
+    "gs1_structure",
+    "commodity_barcode",
+    "unknown_format",
+    "expired",
+    "level_not_allowed",
+    "duplicate_scan",
+    "already_recorded",
+    "blocked",
+    "not_in_manifest",
+    "buffer_full",
+]
+
+
+@pytest.fixture
+def catalog(tmp_path: Path) -> Catalog:
+    path = tmp_path / "catalog.csv"
+    path.write_text(CATALOG_CSV, encoding="utf-8")
+    return Catalog.load(path)
+
+
+def _gs1(gtin: str, expiry: str = "281231") -> str:
+    return f"01{gtin}17{expiry}10LOT1{GS}21SN1"
+
+
+@pytest.mark.parametrize(
+    ("raw", "level"),
+    [
+        ("81234560000000011234", "unit"),
+        ("81234570000000011234", "middle"),
+        ("81234580000000011234", "case"),
+        ("81234590000000011234", "unknown"),
+        (_gs1(UNIT_GTIN), "unit"),
+        (_gs1(CASE_GTIN), "case"),
+        ("00157035381410375177", "pallet"),
+    ],
+)
+def test_level_from_the_catalog(catalog: Catalog, raw: str, level: str) -> None:
+    assert assess(raw, op="receive", catalog=catalog, today=TODAY).level == level
+
+
+@pytest.mark.parametrize("op", ["dispense", "sale"])
+@pytest.mark.parametrize(
+    "raw", ["81234570000000011234", "81234580000000011234", _gs1(CASE_GTIN), "00157035381410375177"]
+)
+def test_middle_case_and_pallet_are_refused_at_unit_only_operations(
+    catalog: Catalog, op: str, raw: str
+) -> None:
+    decision = assess(raw, op=op, catalog=catalog, today=TODAY)
+    assert (decision.accepted, decision.reason) == (False, "level_not_allowed")
+
+
+@pytest.mark.parametrize("op", sorted(set(OPERATIONS) - {"dispense", "sale"}))
+def test_every_level_is_accepted_elsewhere(catalog: Catalog, op: str) -> None:
+    for raw in ("81234580000000011234", "00157035381410375177", _gs1(CASE_GTIN, "200101")):
+        assert assess(raw, op=op, catalog=catalog, today=TODAY).accepted
+
+
+@pytest.mark.parametrize("op", ["dispense", "sale"])
+def test_expired_at_dispense_and_sale(catalog: Catalog, op: str) -> None:
+    decision = assess(_gs1(UNIT_GTIN, "260614"), op=op, catalog=catalog, today=TODAY)
+    assert (decision.accepted, decision.reason) == (False, "expired")
+    assert decision.fields["expiry"] == "2026-06-14"
+
+
+def test_expiring_today_is_still_accepted(catalog: Catalog) -> None:
+    assert assess(_gs1(UNIT_GTIN, "260615"), op="sale", catalog=catalog, today=TODAY).accepted
+
+
+def test_expiry_day_00_counts_as_the_last_day(catalog: Catalog) -> None:
+    assert assess(_gs1(UNIT_GTIN, "260600"), op="sale", catalog=catalog, today=TODAY).accepted
+
+
+def test_ma_expiry_is_judged_too(catalog: Catalog) -> None:
+    decision = assess(
+        "MA.156.M0.100761.21234561.S1.E260101", op="dispense", catalog=catalog, today=TODAY
+    )
+    assert decision.reason == "expired"
+
+
+def test_accepted_decision_shape(catalog: Catalog) -> None:
+    out = assess(
+        "]C081234560000000011234\r\n", op="dispense", catalog=catalog, today=TODAY
+    ).as_check_output("en")
+    assert out == {
+        "input": "]C081234560000000011234\r\n",
+        "accepted": True,
+        "kind": "cn20",
+        "level": "unit",
+        "reason": None,
+        "message": "Valid trace code",
+        "fields": {"product_code": "8123456", "serial": "000000001"},
+    }
+
+
+def test_refusal_carries_kind_fields_and_the_specific_message(catalog: Catalog) -> None:
+    decision = assess("6901234567892", op="dispense", catalog=catalog, today=TODAY)
+    assert (decision.kind, decision.reason, decision.variant) == (
+        "commodity",
+        "commodity_barcode",
+        "69",
+    )
+    assert "69" in decision.message("en")
+    assert decision.message("zh") != decision.message("en")
+    # A later refusal for another reason (e.g. the store failing) drops the specific sentence.
+    assert decision.refused("buffer_full").message("en") == MESSAGES["buffer_full"][1]
+
+
+def test_refused_sscc_is_still_a_pallet(catalog: Catalog) -> None:
+    decision = assess("00157035381410375178", op="receive", catalog=catalog, today=TODAY)
+    assert (decision.reason, decision.kind, decision.level) == ("bad_check_digit", "sscc", "pallet")
+
+
+def test_gs_replacement_is_passed_to_normalisation(catalog: Catalog) -> None:
+    raw = f"01{UNIT_GTIN}10LOT1~21SN1"
+    assert assess(raw, op="receive", catalog=catalog, today=TODAY).reason == "gs1_structure"
+    decision = assess(raw, op="receive", catalog=catalog, today=TODAY, gs_replacement="~")
+    assert decision.accepted
+    assert decision.text == f"01{UNIT_GTIN}10LOT1{GS}21SN1"
+
+
+def test_a_megabyte_of_garbage_is_refused_with_a_bounded_record(catalog: Catalog) -> None:
+    decision = assess("\x00" * 1_000_000, op="dispense", catalog=catalog, today=TODAY)
+    assert decision.reason == "bad_length"
+    assert len(decision.text) <= 128
+
+
+@pytest.mark.parametrize("reason", SPEC_REASONS)
+def test_every_spec_reason_has_chinese_and_english(reason: str) -> None:
+    zh, en = MESSAGES[reason]
+    assert zh
+    assert en
+    assert any("\u4e00" <= ch <= "\u9fff" for ch in zh)
+    assert en.isascii() or "追溯码" in en
+
+
+def test_every_message_variant_belongs_to_a_spec_reason() -> None:
+    for key, (zh, en) in MESSAGES.items():
+        assert key == "accepted" or key.split(".")[0] in SPEC_REASONS
+        assert zh
+        assert en
+
+
+def test_catalog_rejects_a_bad_level(tmp_path: Path) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text("code,level,ratio,name\n8123456,pallet,1,x\n", encoding="utf-8")
+    with pytest.raises(CatalogError, match=r"bad\.csv:2"):
+        Catalog.load(path)
