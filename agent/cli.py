@@ -68,6 +68,70 @@ def _cmd_pubkey(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_keygen(args: argparse.Namespace) -> int:
+    config = _load_config(args.config)
+    ring = keys.load(config.device.key_dir)
+    if args.rotate_data_key:
+        kid = keys.rotate_data_key(config.device.key_dir)
+        print(f"new data key {kid} in {config.device.key_dir}; older records stay readable")
+    else:
+        print(f"keys ready in {config.device.key_dir} (data keys: {sorted(ring.data)})")
+    print(ring.public_b64())
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from agent import export  # noqa: PLC0415 - only this command needs it
+    from agent.store import Sealer  # noqa: PLC0415
+
+    config = _load_config(args.config)
+    ring = keys.load(config.device.key_dir, create=False)
+    since = export.parse_since(args.since) if args.since else None
+    report = export.export(
+        config.device.data_dir,
+        Sealer(ring.data),
+        ring.public,
+        sys.stdout,
+        fmt=args.format,
+        since=since,
+    )
+    sys.stdout.flush()
+    span = f"seq {report.first_seq}..{report.last_seq}" if report.events else "no events"
+    if report.ok:
+        print(
+            f"tracescan export: {report.events} events ({span}); signatures and chain verified",
+            file=sys.stderr,
+        )
+        return 0
+    print(
+        f"tracescan export: {report.events} events ({span}); {len(report.problems)} problem(s):",
+        file=sys.stderr,
+    )
+    for problem in report.problems:
+        print(f"  {problem}", file=sys.stderr)
+    return 1
+
+
+def _cmd_pki(args: argparse.Namespace) -> int:
+    from agent import pki  # noqa: PLC0415 - only this command needs it
+
+    directory = Path(args.dir)
+    try:
+        if args.pki_command == "init":
+            made = pki.create_ca(directory, args.name, args.days).files
+        elif args.pki_command == "broker":
+            made = pki.issue_broker(directory, tuple(args.names or pki.DEFAULT_BROKER_NAMES))
+        elif args.pki_command == "device":
+            made = pki.issue_device(directory, args.site, args.device)
+        else:
+            made = pki.issue_client(directory, args.client)
+    except pki.PkiError as exc:
+        print(f"tracescan pki: {exc}", file=sys.stderr)
+        return EX_USAGE
+    print(f"{made.cert}\n{made.key}")
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tracescan", description="Drug traceability scanning agent")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -93,6 +157,36 @@ def _parser() -> argparse.ArgumentParser:
     )
     pub.add_argument("--config", help="TOML configuration (default: $TRACESCAN_CONFIG)")
     pub.set_defaults(func=_cmd_pubkey)
+    kg = sub.add_parser(
+        "keygen", help="create missing keys (0700/0600); optionally rotate the data key"
+    )
+    kg.add_argument("--config", help="TOML configuration (default: $TRACESCAN_CONFIG)")
+    kg.add_argument(
+        "--rotate-data-key", action="store_true", help="add a new data key for new records"
+    )
+    kg.set_defaults(func=_cmd_keygen)
+
+    ex = sub.add_parser("export", help="decrypt the local record for audit and verify its chain")
+    ex.add_argument("--config", help="TOML configuration (default: $TRACESCAN_CONFIG)")
+    ex.add_argument("--since", help="only records stored since this ISO date or date-time")
+    ex.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
+    ex.set_defaults(func=_cmd_export)
+    pki = sub.add_parser("pki", help="a small CA: broker, device and client TLS certificates")
+    pki.add_argument("--dir", required=True, help="PKI directory (ca.crt, ca.key, ...)")
+    pki_sub = pki.add_subparsers(dest="pki_command", required=True)
+    init = pki_sub.add_parser("init", help="create the CA")
+    init.add_argument("--name", default="tracescan CA", help="the CA's common name")
+    init.add_argument("--days", type=int, default=3650)
+    broker = pki_sub.add_parser("broker", help="the broker's server certificate")
+    broker.add_argument(
+        "names", nargs="*", help="DNS names / IP addresses (default: localhost 127.0.0.1)"
+    )
+    device = pki_sub.add_parser("device", help="a device certificate, CN = SITE/DEVICE")
+    device.add_argument("--site", required=True)
+    device.add_argument("--device", required=True)
+    client = pki_sub.add_parser("client", help="a site bridge (CN = site) or service certificate")
+    client.add_argument("client", metavar="NAME")
+    pki.set_defaults(func=_cmd_pki)
     return p
 
 

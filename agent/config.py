@@ -24,6 +24,8 @@ SCANNER_TYPES: Final = ("serial", "hid", "camera")
 LANGS: Final = ("zh", "en")
 DEFAULT_DATA_DIR: Final = Path("/var/lib/tracescan")
 DEFAULT_KEY_DIR: Final = Path("/etc/tracescan/keys")
+DEFAULT_MAX_BYTES: Final = 512 * 1024 * 1024
+DEFAULT_RETENTION_DAYS: Final = 30.0
 
 
 class ConfigError(Exception):
@@ -92,6 +94,14 @@ class CatalogConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class StoreConfig:
+    """Bounds of the local buffer."""
+
+    max_bytes: int = DEFAULT_MAX_BYTES  # unsent records past this: scans refused (buffer_full)
+    retention_days: float = DEFAULT_RETENTION_DAYS  # sent records are kept this long for audit, then pruned
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """The whole agent configuration."""
 
@@ -100,12 +110,13 @@ class Config:
     operation: OperationConfig
     mqtt: MqttConfig
     catalog: CatalogConfig
+    store: StoreConfig = StoreConfig()
     source: Path | None = None
 
     def masked(self) -> dict[str, Any]:
         """The configuration as plain data with secrets replaced, safe to print or log."""
         out: dict[str, Any] = {}
-        for section in ("device", "operation", "mqtt", "catalog"):
+        for section in ("device", "operation", "mqtt", "catalog", "store"):
             values = {
                 f.name: _plain(getattr(getattr(self, section), f.name))
                 for f in fields(getattr(self, section))
@@ -222,7 +233,7 @@ class _Section:
                 self.problems.append(f"{self.key(k)}: unknown key{more}")
 
 
-_SECTIONS: Final = ("device", "scanner", "operation", "mqtt", "catalog")
+_SECTIONS: Final = ("device", "scanner", "operation", "mqtt", "catalog", "store")
 
 
 def parse(doc: Mapping[str, object], base: Path) -> Config:
@@ -306,10 +317,22 @@ def parse(doc: Mapping[str, object], base: Path) -> Config:
     catalog = CatalogConfig(path=s.existing_file("path"))
     s.finish()
 
+    s = _Section("store", doc.get("store"), problems, base)
+    store = StoreConfig(
+        max_bytes=s.integer("max_bytes", DEFAULT_MAX_BYTES, 1 << 20, 1 << 40),
+        retention_days=s.number("retention_days", DEFAULT_RETENTION_DAYS, 0.0, 3650.0),
+    )
+    s.finish()
+
     if problems:
         raise ConfigError(problems)
     return Config(
-        device=device, scanners=tuple(scanners), operation=operation, mqtt=mqtt, catalog=catalog
+        device=device,
+        scanners=tuple(scanners),
+        operation=operation,
+        mqtt=mqtt,
+        catalog=catalog,
+        store=store,
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,9 +19,17 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 SIGNING_FILE: Final = "signing.key"
-DATA_FILE: Final = "data.key"
 INDEX_FILE: Final = "index.key"
 KEY_BYTES: Final = 32
+_DATA_PATTERN: Final = re.compile(r"data-(\d{1,5})\.key")
+
+
+def data_file(kid: int) -> str:
+    """File name of data key number `kid` (1 is the first; rotation adds the next)."""
+    return f"data-{kid}.key"
+
+
+DATA_FILE: Final = data_file(1)
 
 
 class KeyStoreError(Exception):
@@ -32,7 +41,7 @@ class KeyRing:
     """The three secrets a device holds."""
 
     signing: Ed25519PrivateKey
-    data: bytes
+    data: dict[int, bytes]  # key id -> AES-256 key; the highest id seals new records
     index: bytes
 
     @property
@@ -85,30 +94,54 @@ def _read_secret(path: Path) -> bytes:
 
 
 def load(key_dir: Path, *, create: bool = True) -> KeyRing:
-    """Load the key ring, creating missing keys (and the 0700 directory) when `create`."""
+    """Load the key ring, creating missing keys (and the 0700 directory) when `create`.
+
+    With `create=False` (the store already holds data sealed with these keys) a missing key is
+    an error: new keys would make the existing records unreadable.
+    """
     try:
         if not key_dir.exists():
             if not create:
-                raise KeyStoreError(f"{key_dir}: key_dir does not exist")
+                raise KeyStoreError(
+                    f"{key_dir}: key_dir does not exist, but the store holds data sealed with its keys;"
+                    " restore key_dir from backup"
+                )
             key_dir.mkdir(mode=0o700, parents=True)
         _check_private(key_dir, is_dir=True)
-        values: dict[str, bytes] = {}
-        for name in (SIGNING_FILE, DATA_FILE, INDEX_FILE):
-            path = key_dir / name
-            if not path.exists():
-                if not create:
-                    raise KeyStoreError(f"{path}: key missing")
-                secret = (
-                    Ed25519PrivateKey.generate().private_bytes_raw()
-                    if name == SIGNING_FILE
-                    else os.urandom(KEY_BYTES)
-                )
-                _write_secret(path, secret)
-            values[name] = _read_secret(path)
+        for name in (SIGNING_FILE, INDEX_FILE):
+            _ensure(key_dir / name, create=create)
+        data_ids = sorted(
+            int(m.group(1)) for p in key_dir.iterdir() if (m := _DATA_PATTERN.fullmatch(p.name))
+        )
+        if not data_ids:
+            _ensure(key_dir / DATA_FILE, create=create)
+            data_ids = [1]
+        signing = _read_secret(key_dir / SIGNING_FILE)
+        return KeyRing(
+            signing=Ed25519PrivateKey.from_private_bytes(signing),
+            data={kid: _read_secret(key_dir / data_file(kid)) for kid in data_ids},
+            index=_read_secret(key_dir / INDEX_FILE),
+        )
     except OSError as exc:
         raise KeyStoreError(f"{key_dir}: {exc.strerror or exc}") from exc
-    return KeyRing(
-        signing=Ed25519PrivateKey.from_private_bytes(values[SIGNING_FILE]),
-        data=values[DATA_FILE],
-        index=values[INDEX_FILE],
-    )
+
+
+def _ensure(path: Path, *, create: bool) -> None:
+    if path.exists():
+        return
+    if not create:
+        raise KeyStoreError(
+            f"{path}: key missing, but the store holds data sealed with it; restore it from backup"
+        )
+    if path.name == SIGNING_FILE:
+        _write_secret(path, Ed25519PrivateKey.generate().private_bytes_raw())
+    else:
+        _write_secret(path, os.urandom(KEY_BYTES))
+
+
+def rotate_data_key(key_dir: Path) -> int:
+    """Add a new data key; new records use it, older records keep opening with theirs."""
+    ring = load(key_dir, create=False)
+    kid = max(ring.data) + 1
+    _write_secret(key_dir / data_file(kid), os.urandom(KEY_BYTES))
+    return kid

@@ -1,20 +1,29 @@
-"""agent/store: the single owner of SQLite; encrypted outbox, chain head and sequence."""
+"""agent/store: the single owner of SQLite; encrypted outbox, code state, sequence and chain."""
 
 from agent.store.outbox import (
     DB_FILE,
+    BufferFull,
+    CodeMark,
+    CodeState,
     Depth,
+    Limits,
     NewRecord,
     OutboxReader,
     OutboxRow,
     Store,
     StoreError,
     Topic,
+    signed_hash,
 )
 from agent.store.sealing import Sealer, TamperedRecord
 
 __all__ = [
     "DB_FILE",
+    "BufferFull",
+    "CodeMark",
+    "CodeState",
     "Depth",
+    "Limits",
     "NewRecord",
     "OutboxReader",
     "OutboxRow",
@@ -23,4 +32,5 @@ __all__ = [
     "StoreError",
     "TamperedRecord",
     "Topic",
+    "signed_hash",
 ]

@@ -11,6 +11,9 @@ most of that speed for bursts.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import sqlite3
 import time
 from collections.abc import Sequence
@@ -18,30 +21,33 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal
 
-from agent.events import ZERO_HASH, ChainHead
+from agent.events import ZERO_HASH, ChainHead, canonical
+from agent.store import recovery
+from agent.store.hwm import HighWaterMark
+from agent.store.schema import migrate, prepare
 from agent.store.sealing import Sealer
 
-Topic = Literal["event", "reject"]
+Topic = Literal["event", "reject", "alert"]
 DB_FILE: Final = "tracescan.db"
-
-_MIGRATIONS: Final[tuple[str, ...]] = (
-    """
-    CREATE TABLE outbox (
-        rid     INTEGER PRIMARY KEY,          -- publication order; AES-GCM associated data
-        topic   TEXT NOT NULL CHECK (topic IN ('event', 'reject')),
-        seq     INTEGER UNIQUE,               -- NULL for rejects
-        body    BLOB NOT NULL,                -- nonce || AES-256-GCM(payload)
-        created REAL NOT NULL,
-        sent    REAL                          -- PUBACK time; NULL while unsent
-    );
-    CREATE INDEX outbox_unsent ON outbox (rid) WHERE sent IS NULL;
-    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-    """,
-)
+DEFAULT_MAX_BYTES: Final = 512 * 1024 * 1024
+DEFAULT_RETENTION_S: Final = 30 * 86400.0
+_SEAL_OVERHEAD: Final = 3 + 12 + 16  # header, nonce, tag
 
 
 class StoreError(Exception):
     """The store could not be opened or written; the scan that needed it is not confirmed."""
+
+
+class BufferFull(StoreError):
+    """Unsent records fill the configured bound: new scans are refused, nothing is dropped."""
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """How much the store may hold."""
+
+    max_bytes: int = DEFAULT_MAX_BYTES  # unsent records never exceed this; sent ones are pruned
+    retention_s: float = DEFAULT_RETENTION_S  # audit retention of sent records
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +57,25 @@ class NewRecord:
     topic: Topic
     payload: bytes
     seq: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CodeMark:
+    """Per-code state to record with an accepted event (`mac` is the keyed hash of the code)."""
+
+    mac: bytes
+    op: str
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class CodeState:
+    """What the store knows about one code, found by its keyed hash."""
+
+    last_op: str
+    count: int
+    last_seq: int
+    updated: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,66 +101,138 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
-class Store:
-    """Single-writer access to the outbox and the chain head."""
+def signed_hash(payload: bytes) -> str:
+    """SHA-256 of an event's signed bytes (the payload without `sig`): the next `prev`."""
+    obj = json.loads(payload)
+    obj.pop("sig", None)
+    return hashlib.sha256(canonical(obj)).hexdigest()
 
-    def __init__(self, data_dir: Path, sealer: Sealer) -> None:
+
+class Store:
+    """Single-writer access to the outbox, per-code state, sequence and chain head.
+
+    Opening runs `PRAGMA quick_check`; a damaged database is quarantined and a fresh one
+    started (`alerts` says so, for the daemon to raise). Numbering then resumes above the
+    high-water mark kept outside the database, so no `seq` is ever reused.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        sealer: Sealer,
+        *,
+        index_key: bytes = b"",
+        limits: Limits | None = None,
+    ) -> None:
         self.path = data_dir / DB_FILE
         self.sealer = sealer
+        self.limits = limits or Limits()
+        self._index_key = index_key
+        self.alerts: list[str] = []
+        self.rejects_dropped = 0
+        problem = recovery.check(self.path)
+        if problem is not None:
+            moved = recovery.quarantine(self.path)
+            self.alerts.append(
+                f"store failed its integrity check ({problem}); moved aside as "
+                + ", ".join(p.name for p in moved)
+            )
+        self.hwm = HighWaterMark(data_dir)
+        self.hwm.discard_tmp()
         try:
             self.conn = _connect(self.path)
-            self.conn.execute("PRAGMA journal_mode = WAL")
-            self.conn.execute("PRAGMA synchronous = FULL")
-            self._migrate()
-            self.head = self._load_head()
+            prepare(self.conn)
+            migrate(self.conn)
             row = self.conn.execute("SELECT COALESCE(MAX(rid), 0) FROM outbox").fetchone()
             self._last_rid: int = row[0]
+            self.head = self._derive_head()
+            (self.unsent_bytes,) = self.conn.execute(
+                "SELECT COALESCE(SUM(length(body)), 0) FROM outbox WHERE sent IS NULL"
+            ).fetchone()
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: {exc}") from exc
 
-    def _migrate(self) -> None:
-        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
-        for i, script in enumerate(_MIGRATIONS[version:], start=version + 1):
-            self.conn.executescript(
-                f"BEGIN IMMEDIATE; {script}; PRAGMA user_version = {i}; COMMIT;"
-            )
+    def _derive_head(self) -> ChainHead:
+        """The chain head from the newest event row, or the high-water mark for a new store."""
+        row = self.conn.execute(
+            "SELECT rid, seq, body FROM outbox WHERE topic = 'event' ORDER BY rid DESC LIMIT 1"
+        ).fetchone()
+        if row is None:
+            if self.hwm.value:
+                self.alerts.append(
+                    f"new store after seq {self.hwm.value}: numbering resumes above the high-water mark"
+                )
+            return ChainHead(self.hwm.value, ZERO_HASH)
+        rid, seq, body = row
+        return ChainHead(seq, signed_hash(self.sealer.open(rid, body)))
 
-    def _load_head(self) -> ChainHead:
-        rows = dict(
-            self.conn.execute("SELECT key, value FROM meta WHERE key IN ('seq', 'head')").fetchall()
-        )
-        return ChainHead(int(rows.get("seq", 0)), rows.get("head", ZERO_HASH))
+    def mac(self, code: str) -> bytes:
+        """Keyed hash of a code: the only form in which codes are looked up at rest."""
+        return hmac.new(self._index_key, code.encode("utf-8"), hashlib.sha256).digest()[:16]
+
+    def code_state(self, mac: bytes) -> CodeState | None:
+        """Recorded state of a code, by its keyed hash."""
+        row = self.conn.execute(
+            "SELECT last_op, count, last_seq, updated FROM codes WHERE mac = ?", (mac,)
+        ).fetchone()
+        return CodeState(*row) if row else None
 
     def write(
-        self, records: Sequence[NewRecord], head: ChainHead | None, acked: Sequence[int] = ()
+        self,
+        records: Sequence[NewRecord],
+        head: ChainHead | None,
+        acked: Sequence[int] = (),
+        marks: Sequence[CodeMark] = (),
     ) -> list[int]:
-        """Append records, move the chain head and mark acknowledged rows, in one transaction.
+        """Append records, move the chain head, record code state and mark acknowledged rows,
+        all in one transaction; returns the row ids assigned, in the order of `records`.
 
-        Returns the row ids assigned. Nothing is visible (or confirmed) unless this returns.
+        Raises `BufferFull` (before writing anything) when accepted events would push unsent
+        data past `limits.max_bytes`; rejects over the bound are dropped and counted instead.
+        Nothing is visible, or may be confirmed, unless this returns.
         """
+        incoming = sum(len(r.payload) + _SEAL_OVERHEAD for r in records)
+        if incoming and self.unsent_bytes + incoming > self.limits.max_bytes:
+            if any(r.topic == "event" for r in records):
+                raise BufferFull(
+                    f"unsent records hold {self.unsent_bytes} bytes of {self.limits.max_bytes}"
+                )
+            self.rejects_dropped += len(records)
+            records = ()
         now = time.time()
         rid = self._last_rid
         rids: list[int] = []
+        added = released = 0
         try:
+            if head is not None:
+                self.hwm.reserve(head.seq)
             self.conn.execute("BEGIN IMMEDIATE")
             try:
                 for rec in records:
                     rid += 1
+                    body = self.sealer.seal(rid, rec.payload)
+                    added += len(body)
                     self.conn.execute(
                         "INSERT INTO outbox (rid, topic, seq, body, created) VALUES (?, ?, ?, ?, ?)",
-                        (rid, rec.topic, rec.seq, self.sealer.seal(rid, rec.payload), now),
+                        (rid, rec.topic, rec.seq, body, now),
                     )
                     rids.append(rid)
-                if head is not None:
-                    self.conn.executemany(
-                        "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-                        (("seq", str(head.seq)), ("head", head.hash)),
+                for mark in marks:
+                    self.conn.execute(
+                        "INSERT INTO codes (mac, last_op, count, last_seq, updated)"
+                        " VALUES (?, ?, 1, ?, ?) ON CONFLICT (mac) DO UPDATE SET"
+                        " last_op = excluded.last_op, count = count + 1,"
+                        " last_seq = excluded.last_seq, updated = excluded.updated",
+                        (mark.mac, mark.op, mark.seq, now),
                     )
-                if acked:
-                    self.conn.executemany(
-                        "UPDATE outbox SET sent = ? WHERE rid = ? AND sent IS NULL",
-                        ((now, r) for r in acked),
+                for i in range(0, len(acked), 500):
+                    chunk = list(acked[i : i + 500])
+                    marks_sql = ",".join("?" * len(chunk))
+                    sql = (
+                        f"UPDATE outbox SET sent = ? WHERE rid IN ({marks_sql})"  # noqa: S608 - placeholders only
+                        " AND sent IS NULL RETURNING length(body)"
                     )
+                    released += sum(n for (n,) in self.conn.execute(sql, (now, *chunk)).fetchall())
                 self.conn.execute("COMMIT")
             except BaseException:
                 if self.conn.in_transaction:
@@ -143,10 +240,46 @@ class Store:
                 raise
         except sqlite3.Error as exc:
             raise StoreError(str(exc)) from exc
+        except OSError as exc:  # the high-water mark could not be written (disk full, ...)
+            raise StoreError(f"{self.hwm.path}: {exc.strerror or exc}") from exc
         self._last_rid = rid
+        self.unsent_bytes += added - released
         if head is not None:
             self.head = head
         return rids
+
+    def prune(self, now: float | None = None) -> int:
+        """Delete sent records past audit retention, then the oldest sent ones while the store
+        is over its byte bound. Unsent records and the newest event (the chain head) stay.
+        Returns how many rows went."""
+        now = time.time() if now is None else now
+        keep = "(SELECT COALESCE(MAX(rid), 0) FROM outbox WHERE topic = 'event')"
+        removed = 0
+        try:
+            cur = self.conn.execute(
+                f"DELETE FROM outbox WHERE sent IS NOT NULL AND sent < ? AND rid < {keep}",  # noqa: S608 - constant
+                (now - self.limits.retention_s,),
+            )
+            removed += cur.rowcount
+            while self.used_bytes() > self.limits.max_bytes:
+                cur = self.conn.execute(
+                    "DELETE FROM outbox WHERE rid IN (SELECT rid FROM outbox"  # noqa: S608 - constant
+                    f" WHERE sent IS NOT NULL AND rid < {keep} ORDER BY rid LIMIT 1000)"
+                )
+                if cur.rowcount <= 0:
+                    break
+                removed += cur.rowcount
+        except sqlite3.Error as exc:
+            raise StoreError(str(exc)) from exc
+        return removed
+
+    def used_bytes(self) -> int:
+        """Bytes of the database file in use (free pages excluded)."""
+        pages, free, size = (
+            self.conn.execute(f"PRAGMA {p}").fetchone()[0]
+            for p in ("page_count", "freelist_count", "page_size")
+        )
+        return int((pages - free) * size)
 
     def close(self) -> None:
         """Checkpoint-free close; WAL is replayed by the next open."""
@@ -174,6 +307,34 @@ class OutboxReader:
             "SELECT COUNT(*), MIN(created) FROM outbox WHERE sent IS NULL"
         ).fetchone()
         return Depth(count, oldest)
+
+    def unsent_between(self, after_rid: int, upto_rid: int, limit: int) -> list[OutboxRow]:
+        """Up to `limit` unsent rows with `after_rid` < rid <= `upto_rid`, in rid order, decrypted.
+
+        The uplink's backlog lane: rows that were already stored when the connection came up.
+        """
+        rows = self.conn.execute(
+            "SELECT rid, topic, body FROM outbox WHERE sent IS NULL AND rid > ? AND rid <= ?"
+            " ORDER BY rid LIMIT ?",
+            (after_rid, upto_rid, limit),
+        ).fetchall()
+        return [OutboxRow(rid, topic, self.sealer.open(rid, body)) for rid, topic, body in rows]
+
+    def last_rid(self) -> int:
+        """The highest row id stored (0 when empty): where the backlog ends and live rows begin."""
+        row = self.conn.execute("SELECT COALESCE(MAX(rid), 0) FROM outbox").fetchone()
+        return int(row[0])
+
+    def unsent_depth(self) -> Depth:
+        """Like `depth`, but from the unsent index alone: cheap even with a million rows waiting.
+
+        Rows are created in rid order, so the oldest unsent row is the one with the lowest rid.
+        """
+        (count,) = self.conn.execute("SELECT COUNT(*) FROM outbox WHERE sent IS NULL").fetchone()
+        oldest = self.conn.execute(
+            "SELECT created FROM outbox WHERE sent IS NULL ORDER BY rid LIMIT 1"
+        ).fetchone()
+        return Depth(count, oldest[0] if oldest else None)
 
     def close(self) -> None:
         """Release the connection."""

@@ -1,14 +1,22 @@
-"""AES-256-GCM sealing of stored payloads, bound to their row so rows cannot be swapped."""
+"""AES-256-GCM sealing of stored payloads, bound to their row so rows cannot be swapped.
+
+Sealed layout: `version (1) | key id (2, big-endian) | nonce (12) | ciphertext+tag`. The key
+id lets a rotated data key coexist with older ones: new rows use the newest key, old rows stay
+readable as long as their key file is kept.
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import Final
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+FORMAT: Final = 1
 NONCE_BYTES: Final = 12
+_HEADER: Final = 3
 
 
 class TamperedRecord(Exception):
@@ -16,23 +24,35 @@ class TamperedRecord(Exception):
 
 
 class Sealer:
-    """Encrypts and authenticates payloads with the data key; the row id is associated data."""
+    """Encrypts and authenticates payloads with the data keys; the row id is associated data."""
 
-    def __init__(self, key: bytes) -> None:
-        self._aead = AESGCM(key)
+    def __init__(self, keys: bytes | Mapping[int, bytes]) -> None:
+        ring = {1: keys} if isinstance(keys, bytes) else dict(keys)
+        if not ring:
+            raise ValueError("no data key")
+        self._aeads = {kid: AESGCM(key) for kid, key in ring.items()}
+        self.current = max(ring)
 
     @staticmethod
     def _aad(rid: int) -> bytes:
         return b"tracescan/outbox/%d" % rid
 
     def seal(self, rid: int, plaintext: bytes) -> bytes:
-        """Nonce (fresh, random) followed by ciphertext and tag."""
+        """Header, fresh random nonce, then ciphertext and tag, under the newest key."""
         nonce = os.urandom(NONCE_BYTES)
-        return nonce + self._aead.encrypt(nonce, plaintext, self._aad(rid))
+        header = bytes((FORMAT,)) + self.current.to_bytes(2, "big")
+        return header + nonce + self._aeads[self.current].encrypt(nonce, plaintext, self._aad(rid))
 
     def open(self, rid: int, blob: bytes) -> bytes:
         """Decrypt a sealed payload, raising `TamperedRecord` if it does not authenticate."""
+        if len(blob) < _HEADER + NONCE_BYTES + 16 or blob[0] != FORMAT:
+            raise TamperedRecord(f"record {rid} is not a sealed payload")
+        kid = int.from_bytes(blob[1:_HEADER], "big")
+        aead = self._aeads.get(kid)
+        if aead is None:
+            raise TamperedRecord(f"record {rid} needs data key {kid}, which is not in key_dir")
+        nonce = blob[_HEADER : _HEADER + NONCE_BYTES]
         try:
-            return self._aead.decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], self._aad(rid))
+            return aead.decrypt(nonce, blob[_HEADER + NONCE_BYTES :], self._aad(rid))
         except InvalidTag as exc:
             raise TamperedRecord(f"record {rid} does not authenticate") from exc

@@ -7,63 +7,78 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent.events import ChainHead
-from agent.store import DB_FILE, NewRecord, OutboxReader, Sealer, Store, TamperedRecord
-
-
-@pytest.fixture
-def sealer() -> Sealer:
-    return Sealer(os.urandom(32))
+from agent.events import ZERO_HASH
+from agent.store import DB_FILE, CodeMark, NewRecord, OutboxReader, Sealer, Store, TamperedRecord
+from agent.store.schema import PAGE_SIZE
+from tests.store.conftest import make_events
 
 
 def test_rows_round_trip_in_order_and_leave_when_marked_sent(
-    tmp_path: Path, sealer: Sealer
+    tmp_path: Path, store: Store, sealer: Sealer, signing_key: Ed25519PrivateKey
 ) -> None:
-    store = Store(tmp_path, sealer)
-    rids = store.write(
-        [NewRecord("event", b"one", 1), NewRecord("reject", b"two")], ChainHead(1, "a" * 64)
-    )
+    events, head = make_events(store, signing_key, 1)
+    rids = store.write([events[0], NewRecord("reject", b"two")], head)
     reader = OutboxReader(tmp_path, sealer)
     rows = reader.unsent(0, 10)
-    assert [(r.rid, r.topic, r.payload) for r in rows] == [
-        (rids[0], "event", b"one"),
-        (rids[1], "reject", b"two"),
-    ]
+    assert [(r.rid, r.topic) for r in rows] == [(rids[0], "event"), (rids[1], "reject")]
+    assert rows[0].payload == events[0].payload
     store.write([], None, acked=[rids[0]])
     assert [r.rid for r in reader.unsent(0, 10)] == [rids[1]]
     assert reader.depth().unsent == 1
     reader.close()
-    store.close()
 
 
-def test_head_and_row_ids_survive_reopen(tmp_path: Path, sealer: Sealer) -> None:
+def test_head_is_derived_from_the_newest_event_after_reopen(
+    tmp_path: Path, sealer: Sealer, signing_key: Ed25519PrivateKey
+) -> None:
     store = Store(tmp_path, sealer)
-    store.write([NewRecord("event", b"x", 1)], ChainHead(1, "b" * 64))
+    assert store.head.seq == 0
+    assert store.head.hash == ZERO_HASH
+    events, head = make_events(store, signing_key, 5)
+    store.write(events, head)
+    store.write([NewRecord("reject", b"r")], None)
     store.close()
     again = Store(tmp_path, sealer)
-    assert again.head == ChainHead(1, "b" * 64)
-    assert again.write([NewRecord("event", b"y", 2)], ChainHead(2, "c" * 64)) == [2]
+    assert again.head == head
+    more, head2 = make_events(again, signing_key, 1)
+    assert again.write(more, head2) == [7]
     again.close()
 
 
-def test_no_plaintext_in_any_file(tmp_path: Path, sealer: Sealer) -> None:
-    store = Store(tmp_path, sealer)
-    secret = b"81234560000000011234"
-    store.write([NewRecord("event", b'{"code":"' + secret + b'"}', 1)], ChainHead(1, "d" * 64))
-    for p in tmp_path.iterdir():
-        data = p.read_bytes()
-        assert secret not in data, p
-        assert secret[7:16] not in data, p
-    store.close()
+def test_unsent_bytes_track_inserts_and_acks(store: Store, signing_key: Ed25519PrivateKey) -> None:
+    events, head = make_events(store, signing_key, 3)
+    rids = store.write(events, head)
+    full = store.unsent_bytes
+    assert full > sum(len(e.payload) for e in events)
+    store.write([], None, acked=rids[:2])
+    store.write([], None, acked=rids[:2])  # a duplicate PUBACK changes nothing
+    assert 0 < store.unsent_bytes < full / 2
 
 
-def test_swapped_or_altered_rows_are_refused(tmp_path: Path, sealer: Sealer) -> None:
-    store = Store(tmp_path, sealer)
-    store.write(
-        [NewRecord("event", b"first", 1), NewRecord("event", b"second", 2)], ChainHead(2, "e" * 64)
-    )
-    store.close()
+def test_code_state_is_keyed_by_hmac(store: Store, signing_key: Ed25519PrivateKey) -> None:
+    events, head = make_events(store, signing_key, 2)
+    mac = store.mac("81234560000000011234")
+    assert len(mac) == 16
+    store.write(events, head, marks=[CodeMark(mac, "receive", 1), CodeMark(mac, "dispense", 2)])
+    state = store.code_state(mac)
+    assert state is not None
+    assert (state.last_op, state.count, state.last_seq) == ("dispense", 2, 2)
+    assert store.code_state(store.mac("81234560000000021234")) is None
+
+
+def test_new_stores_use_small_pages(store: Store) -> None:
+    assert store.conn.execute("PRAGMA page_size").fetchone()[0] == PAGE_SIZE
+    assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert store.conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+
+
+def test_swapped_or_altered_rows_are_refused(
+    tmp_path: Path, store: Store, sealer: Sealer, signing_key: Ed25519PrivateKey
+) -> None:
+    events, head = make_events(store, signing_key, 2)
+    store.write(events, head)
     conn = sqlite3.connect(tmp_path / DB_FILE)
     (b1,), (b2,) = conn.execute("SELECT body FROM outbox ORDER BY rid").fetchall()
     conn.execute("UPDATE outbox SET body = ? WHERE rid = 1", (b2,))
@@ -76,11 +91,41 @@ def test_swapped_or_altered_rows_are_refused(tmp_path: Path, sealer: Sealer) -> 
     reader.close()
 
 
-def test_wrong_key_cannot_read(tmp_path: Path, sealer: Sealer) -> None:
-    store = Store(tmp_path, sealer)
-    store.write([NewRecord("event", b"z", 1)], ChainHead(1, "f" * 64))
-    store.close()
+def test_a_flipped_bit_is_refused(tmp_path: Path, store: Store, sealer: Sealer) -> None:
+    store.write([NewRecord("reject", b"payload")], None)
+    conn = sqlite3.connect(tmp_path / DB_FILE)
+    (body,) = conn.execute("SELECT body FROM outbox").fetchone()
+    flipped = body[:-1] + bytes([body[-1] ^ 1])
+    conn.execute("UPDATE outbox SET body = ?", (flipped,))
+    conn.commit()
+    conn.close()
+    reader = OutboxReader(tmp_path, sealer)
+    with pytest.raises(TamperedRecord, match="does not authenticate"):
+        reader.unsent(0, 10)
+    reader.close()
+
+
+def test_wrong_key_cannot_read(tmp_path: Path, store: Store) -> None:
+    store.write([NewRecord("reject", b"z")], None)
     reader = OutboxReader(tmp_path, Sealer(os.urandom(32)))
     with pytest.raises(TamperedRecord):
         reader.unsent(0, 10)
     reader.close()
+
+
+def test_rotated_data_key_keeps_old_rows_readable(tmp_path: Path) -> None:
+    k1, k2 = os.urandom(32), os.urandom(32)
+    old = Store(tmp_path, Sealer({1: k1}))
+    old.write([NewRecord("reject", b"old")], None)
+    old.close()
+    rotated = Sealer({1: k1, 2: k2})
+    new = Store(tmp_path, rotated)
+    new.write([NewRecord("reject", b"new")], None)
+    new.close()
+    reader = OutboxReader(tmp_path, rotated)
+    assert [r.payload for r in reader.unsent(0, 10)] == [b"old", b"new"]
+    reader.close()
+    without_old = OutboxReader(tmp_path, Sealer({2: k2}))
+    with pytest.raises(TamperedRecord, match="data key 1"):
+        without_old.unsent(0, 10)
+    without_old.close()

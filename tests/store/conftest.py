@@ -1,0 +1,47 @@
+"""Store fixtures: real keys, real signed events, real SQLite files."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from agent.events import ChainHead, sign_event
+from agent.store import NewRecord, Sealer, Store
+
+EventMaker = Callable[[int], tuple[list[NewRecord], ChainHead]]
+
+
+@pytest.fixture
+def sealer() -> Sealer:
+    return Sealer(os.urandom(32))
+
+
+@pytest.fixture
+def signing_key() -> Ed25519PrivateKey:
+    return Ed25519PrivateKey.generate()
+
+
+@pytest.fixture
+def store(tmp_path: Path, sealer: Sealer) -> Store:
+    s = Store(tmp_path, sealer, index_key=os.urandom(32))
+    yield s  # type: ignore[misc]
+    s.close()
+
+
+def make_events(
+    store: Store, key: Ed25519PrivateKey, n: int, code_base: int = 81234560000000000000
+) -> tuple[list[NewRecord], ChainHead]:
+    """`n` real signed events continuing the store's chain."""
+    head = store.head
+    records = []
+    for _ in range(n):
+        seq = head.seq + 1
+        body = {"v": 1, "seq": seq, "prev": head.hash, "code": str(code_base + seq * 10000)}
+        sealed = sign_event(body, key)
+        head = sealed.head
+        records.append(NewRecord("event", sealed.payload, seq))
+    return records, head

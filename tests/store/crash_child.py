@@ -1,0 +1,54 @@
+"""Child process for crash tests: confirms scans as fast as it can until it is killed.
+
+Runs the daemon's real confirm path (`Agent.process`: decide, sign, chain, encrypt, commit)
+and prints `C <seq> <code>` only after the commit returned — exactly when a worker would be
+told "accepted". The parent kills it with SIGKILL at a random moment.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+import time
+from pathlib import Path
+
+from agent.config import parse
+from agent.daemon import Agent
+from agent.policy import Decision
+from drivers import RawScan
+
+
+class PrintConfirmed:
+    """Feedback that reports confirmed scans on stdout, unbuffered."""
+
+    def decided(self, scan: RawScan, decision: Decision, seq: int | None) -> None:
+        if decision.accepted:
+            sys.stdout.write(f"C {seq} {decision.text}\n")
+            sys.stdout.flush()
+
+
+def main() -> None:
+    root, start = Path(sys.argv[1]), int(sys.argv[2])
+    config = parse(
+        {
+            "device": {"id": "crash", "site": "lab", "data_dir": "data", "key_dir": "keys"},
+            "mqtt": {"port": 1},
+        },
+        root,
+    )
+    agent = Agent(config, feedback=[PrintConfirmed()])
+    rng = random.Random(start)
+    serial = start
+    print("READY", flush=True)
+    while True:
+        batch = []
+        for _ in range(rng.randint(1, 8)):
+            serial += 1
+            batch.append(
+                RawScan(f"8123456{serial:09d}{rng.randrange(10000):04d}", "crash", time.time())
+            )
+        agent.process(list(batch))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,109 @@
+"""`tracescan export`: decrypts the local record, verifies it, reports breaks."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+from agent.config import load
+from agent.daemon import Agent
+from agent.store import DB_FILE
+from drivers import RawScan
+from hardware_sim.workload import unit_codes
+
+CONFIG = """
+[device]
+id = "d1"
+site = "s1"
+data_dir = "data"
+key_dir = "keys"
+[mqtt]
+port = 1
+"""
+
+
+def _export(cfg: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "agent", "export", "--config", str(cfg), *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+def _scan(cfg: Path, codes: list[str]) -> None:
+    agent = Agent(load(cfg), feedback=[])
+    for code in codes:
+        agent.process([RawScan(code, "t", 1.7e9)])
+    agent.close()
+
+
+def test_export_jsonl_and_csv_verify_the_chain(tmp_path: Path) -> None:
+    cfg = tmp_path / "t.toml"
+    cfg.write_text(CONFIG)
+    codes = unit_codes(12)
+    _scan(cfg, [*codes[:6], "6901234567892", *codes[6:]])
+    r = _export(cfg)
+    assert r.returncode == 0, r.stderr
+    lines = [json.loads(x) for x in r.stdout.splitlines()]
+    events = [ln["record"] for ln in lines if ln["topic"] == "event"]
+    assert [e["code"] for e in events] == codes
+    assert [e["seq"] for e in events] == list(range(1, 13))
+    assert any(ln["topic"] == "reject" for ln in lines)
+    assert "signatures and chain verified" in r.stderr
+    r = _export(cfg, "--format", "csv")
+    rows = list(csv.DictReader(io.StringIO(r.stdout)))
+    assert [row["code"] for row in rows if row["topic"] == "event"] == codes
+
+
+def test_export_reports_a_deleted_record(tmp_path: Path) -> None:
+    cfg = tmp_path / "t.toml"
+    cfg.write_text(CONFIG)
+    _scan(cfg, unit_codes(5))
+    conn = sqlite3.connect(tmp_path / "data" / DB_FILE)
+    conn.execute("DELETE FROM outbox WHERE seq = 3")
+    conn.commit()
+    conn.close()
+    r = _export(cfg)
+    assert r.returncode == 1
+    assert "seq 4: expected 3" in r.stderr
+
+
+def test_export_reports_a_tampered_record(tmp_path: Path) -> None:
+    cfg = tmp_path / "t.toml"
+    cfg.write_text(CONFIG)
+    _scan(cfg, unit_codes(3))
+    conn = sqlite3.connect(tmp_path / "data" / DB_FILE)
+    (body,) = conn.execute("SELECT body FROM outbox WHERE seq = 2").fetchone()
+    conn.execute(
+        "UPDATE outbox SET body = ? WHERE seq = 2", (body[:-1] + bytes([body[-1] ^ 0x40]),)
+    )
+    conn.commit()
+    conn.close()
+    r = _export(cfg)
+    assert r.returncode == 1
+    assert "does not authenticate" in r.stderr
+
+
+def test_keygen_rotation_keeps_old_records_exportable(tmp_path: Path) -> None:
+    cfg = tmp_path / "t.toml"
+    cfg.write_text(CONFIG)
+    codes = unit_codes(4)
+    _scan(cfg, codes[:2])
+    r = subprocess.run(
+        [sys.executable, "-m", "agent", "keygen", "--config", str(cfg), "--rotate-data-key"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "keys" / "data-2.key").stat().st_mode & 0o777 == 0o600
+    _scan(cfg, codes[2:])
+    r = _export(cfg)
+    assert r.returncode == 0, r.stderr
+    assert [json.loads(x)["record"]["code"] for x in r.stdout.splitlines()] == codes
