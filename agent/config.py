@@ -56,6 +56,23 @@ class ScannerConfig:
     name: str = ""
     baudrate: int = 9600
     max_line: int = 4096
+    # serial: how a scan ends on the wire; a non-empty suffix wins over the terminator
+    terminator: str = "any"
+    suffix: str = ""
+    # hid (keyboard wedge)
+    layout: str = "us"
+    keymap_file: Path | None = None
+    end_keys: tuple[str, ...] = ("enter", "kp_enter", "tab")
+    inter_key_timeout_ms: int = 50
+    gs_keys: tuple[str, ...] = ()
+    grab: bool = True
+    # camera
+    decoder: str = "zxing"
+    formats: tuple[str, ...] = ("code128", "datamatrix", "qr", "ean13")
+    roi: tuple[int, int, int, int] | None = None
+    downscale: float = 1.0
+    holdoff_ms: int = 1500
+    fps: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,6 +250,36 @@ class _Section:
                 self.problems.append(f"{self.key(k)}: unknown key{more}")
 
 
+_KEY_NAME: Final = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,31}")
+_FORMAT_NAME: Final = re.compile(r"code128|datamatrix|qr|ean13|ean8|databar")
+_ROI_ITEM: Final = re.compile(r"[0-9]{1,5}")
+
+
+def _scanner_list(
+    s: _Section, k: str, default: tuple[str, ...], item: re.Pattern[str]
+) -> tuple[str, ...]:
+    """A `[[scanner]]` array of strings (integers allowed for `roi`), each matching `item`."""
+    v = s._get(k)
+    if v is None:
+        return default
+    if not isinstance(v, list) or not all(
+        isinstance(x, str | int) and not isinstance(x, bool) and item.fullmatch(str(x)) for x in v
+    ):
+        s.problems.append(f"{s.key(k)}: must be a list of values matching {item.pattern}")
+        return default
+    return tuple(str(x) for x in v)
+
+
+def _scanner_bool(s: _Section, k: str, default: bool) -> bool:
+    v = s._get(k)
+    if v is None:
+        return default
+    if not isinstance(v, bool):
+        s.problems.append(f"{s.key(k)}: must be true or false, got {type(v).__name__}")
+        return default
+    return v
+
+
 _SECTIONS: Final = ("device", "scanner", "operation", "mqtt", "catalog", "store")
 
 
@@ -273,13 +320,33 @@ def parse(doc: Mapping[str, object], base: Path) -> Config:
         s = _Section(f"scanner[{i}]", table, problems, base)
         kind = s.choice("type", "serial", SCANNER_TYPES)
         port = s.string("port", "", required=True)
+        defaults = ScannerConfig()
+        roi = _scanner_list(s, "roi", (), _ROI_ITEM)
+        if roi and (len(roi) != 4 or int(roi[2]) <= 0 or int(roi[3]) <= 0):
+            problems.append(f"{s.key('roi')}: must be [x, y, width, height] with width, height > 0")
         scanner = ScannerConfig(
             type=kind,
             port=port,
             name=s.string("name", f"{kind}{i}", pattern=_DEVICE_ID),
             baudrate=s.integer("baudrate", 9600, 300, 4_000_000),
             max_line=s.integer("max_line", 4096, 64, 1 << 20),
+            terminator=s.choice("terminator", "any", ("any", "cr", "lf", "crlf")),
+            suffix=s.string("suffix", ""),
+            layout=s.choice("layout", "us", ("us", "uk", "de", "fr", "calibrated")),
+            keymap_file=s.existing_file("keymap_file"),
+            end_keys=_scanner_list(s, "end_keys", defaults.end_keys, _KEY_NAME),
+            inter_key_timeout_ms=s.integer("inter_key_timeout_ms", 50, 0, 10_000),
+            gs_keys=_scanner_list(s, "gs_keys", (), _KEY_NAME),
+            grab=_scanner_bool(s, "grab", True),
+            decoder=s.choice("decoder", "zxing", ("zxing", "pyzbar")),
+            formats=_scanner_list(s, "formats", defaults.formats, _FORMAT_NAME),
+            roi=(int(roi[0]), int(roi[1]), int(roi[2]), int(roi[3])) if len(roi) == 4 else None,
+            downscale=s.number("downscale", 1.0, 0.05, 1.0),
+            holdoff_ms=s.integer("holdoff_ms", 1500, 0, 600_000),
+            fps=s.number("fps", 0.0, 0.0, 240.0),
         )
+        if scanner.layout == "calibrated" and scanner.keymap_file is None:
+            problems.append(f"{s.key('keymap_file')}: required with layout = \"calibrated\"")
         s.finish()
         scanners.append(scanner)
     names = [sc.name for sc in scanners]

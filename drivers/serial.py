@@ -1,8 +1,14 @@
-"""Serial and USB-CDC scanners (pyserial): one scan per CR/LF-terminated line.
+"""Serial and USB-CDC scanners (pyserial): one scan per terminated line.
+
+A scan ends at CR or LF (CR LF counting once), at exactly CR, LF or CR LF, or at a
+configurable suffix (some fixed scanners end with ETX or a custom string). The port is given
+as a path or as a bare `/dev/serial/by-id` name, resolved at every (re)open so a replugged
+scanner that came back as another ttyACM is found again.
 
 The driver owns its reconnect loop: an unplugged or vanished port is retried with backoff
 and never takes the daemon down. The port is opened exclusively (flock), so a second program
-(or ModemManager probing a ttyACM) cannot steal bytes from the middle of a scan.
+(or ModemManager probing a ttyACM) cannot steal bytes from the middle of a scan; the udev rules
+in config/udev/ also tell ModemManager to leave scanners alone.
 """
 
 from __future__ import annotations
@@ -10,7 +16,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Final
+from pathlib import Path
+from typing import Final, Literal
 
 import serial
 
@@ -19,7 +26,12 @@ from drivers.scan import RawScan, ScanSink
 log = logging.getLogger(__name__)
 
 TERMINATORS: Final = b"\r\n"
+BY_ID_DIR: Final = Path("/dev/serial/by-id")
 _READ_TIMEOUT: Final = 0.1
+
+#: How a scan ends on the wire: `any` = CR or LF (CR LF once), or exactly one of the others.
+Terminator = Literal["any", "cr", "lf", "crlf"]
+_EXACT: Final[dict[str, bytes]] = {"cr": b"\r", "lf": b"\n", "crlf": b"\r\n"}
 
 
 class LineFramer:
@@ -59,6 +71,69 @@ class LineFramer:
             self._overflow = True
 
 
+class SuffixFramer:
+    """Splits a byte stream at an exact terminator (CR LF, ETX, ...), even one split across reads.
+
+    Bounded like `LineFramer`: a line longer than `max_line` is delivered cut to
+    `max_line + 1` bytes (so recognition refuses it) and the rest up to the terminator dropped.
+    """
+
+    def __init__(self, suffix: bytes, max_line: int = 4096) -> None:
+        if not suffix:
+            raise ValueError("the suffix that ends a scan cannot be empty")
+        self.suffix = suffix
+        self.max_line = max_line
+        self._buf = bytearray()
+        self._cut = False
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """Add bytes; return the complete lines they finish."""
+        self._buf += data
+        out: list[bytes] = []
+        while (i := self._buf.find(self.suffix)) >= 0:
+            line = bytes(self._buf[:i])
+            del self._buf[: i + len(self.suffix)]
+            if self._cut:
+                self._cut = False  # the head of this over-long line was already delivered
+            elif line:
+                out.append(line)
+        if not self._cut and len(self._buf) > self.max_line + len(self.suffix) - 1:
+            out.append(bytes(self._buf[: self.max_line + 1]))
+            self._cut = True
+        if self._cut:
+            # Keep only what could be the start of a suffix split across reads.
+            keep = len(self.suffix) - 1
+            self._buf = self._buf[len(self._buf) - keep :] if keep else bytearray()
+        return out
+
+
+Framer = LineFramer | SuffixFramer
+
+
+def make_framer(
+    terminator: Terminator = "any", suffix: bytes = b"", max_line: int = 4096
+) -> Framer:
+    """The framer for a port: an explicit suffix wins over the terminator setting."""
+    if suffix:
+        return SuffixFramer(suffix, max_line)
+    if terminator == "any":
+        return LineFramer(max_line)
+    return SuffixFramer(_EXACT[terminator], max_line)
+
+
+def resolve_port(port: str, by_id_dir: Path = BY_ID_DIR) -> str:
+    """A bare name (no `/`) is a `/dev/serial/by-id` entry; paths are used as given."""
+    return port if "/" in port else str(by_id_dir / port)
+
+
+class _KeepInputSerial(serial.Serial):
+    """pyserial flushes the input queue on open; that would throw away a scan made between a
+    replug and our reopen (the bytes wait in the tty or the device until someone opens it)."""
+
+    def _reset_input_buffer(self) -> None:
+        return
+
+
 class SerialScanner(threading.Thread):
     """Reads one serial port until `stop` is set, reopening it whenever it goes away."""
 
@@ -71,6 +146,9 @@ class SerialScanner(threading.Thread):
         *,
         baudrate: int = 9600,
         max_line: int = 4096,
+        terminator: Terminator = "any",
+        suffix: bytes = b"",
+        backoff_initial: float = 0.1,
         backoff_max: float = 5.0,
     ) -> None:
         super().__init__(name=f"scanner-{name}", daemon=True)
@@ -80,15 +158,21 @@ class SerialScanner(threading.Thread):
         self.stop = stop
         self.baudrate = baudrate
         self.max_line = max_line
+        self.terminator: Terminator = terminator
+        self.suffix = suffix
+        self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
         self.connected = threading.Event()
+        #: How many times the port was opened (diagnostics; tests count reconnects with it).
+        self.opens = 0
 
     def run(self) -> None:
-        delay = 0.1
+        """Read, and on any failure wait (backoff) and reopen; never raises."""
+        delay = self.backoff_initial
         while not self.stop.is_set():
             try:
                 self._read_port()
-                delay = 0.1
+                delay = self.backoff_initial
             except (serial.SerialException, OSError) as exc:
                 if self.connected.is_set():
                     log.warning(
@@ -105,8 +189,10 @@ class SerialScanner(threading.Thread):
                 self.stop.wait(1.0)
 
     def _read_port(self) -> None:
-        with serial.Serial(self.port, self.baudrate, timeout=_READ_TIMEOUT, exclusive=True) as port:
-            framer = LineFramer(self.max_line)
+        path = resolve_port(self.port)
+        with _KeepInputSerial(path, self.baudrate, timeout=_READ_TIMEOUT, exclusive=True) as port:
+            framer = make_framer(self.terminator, self.suffix, self.max_line)
+            self.opens += 1
             self.connected.set()
             log.info("scanner %s: reading %s", self.source, self.port)
             while not self.stop.is_set():
