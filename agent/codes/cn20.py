@@ -27,6 +27,18 @@ def set_check_verifier(verifier: CheckVerifier | None) -> None:
     _verifier = verifier
 
 
+def _verified(verifier: CheckVerifier, text: str) -> bool:
+    """Run a deployment's verifier; one that fails counts as "not verified" (fail closed).
+
+    A bad input must never crash the daemon, and a verifier installed for security must not
+    be bypassed by its own bug.
+    """
+    try:
+        return verifier(text)
+    except Exception:  # any fault in plug-in code is a failed check
+        return False
+
+
 def looks_like(text: str) -> bool:
     """True for any 20-digit numeric string: the classifier's first test (before GS1)."""
     return len(text) == LENGTH and text.isascii() and text.isdigit()
@@ -75,7 +87,7 @@ class TraceCode:
                 f"20-digit code {text!r} does not start with 8: not a national trace code",
                 kind="cn20",
             )
-        if _verifier is not None and not _verifier(text):
+        if _verifier is not None and not _verified(_verifier, text):
             raise CodeError(
                 "bad_check_digit", f"trace code {text!r} fails the platform check", kind="cn20"
             )

@@ -44,3 +44,16 @@ def test_verifier_hook_is_consulted() -> None:
         assert info.value.reason == "bad_check_digit"
     finally:
         set_check_verifier(None)
+
+
+def test_a_failing_verifier_refuses_instead_of_crashing() -> None:
+    def broken(text: str) -> bool:
+        raise RuntimeError(text)
+
+    set_check_verifier(broken)
+    try:
+        with pytest.raises(CodeError) as info:
+            TraceCode.parse("81234560000000011234")
+        assert info.value.reason == "bad_check_digit"
+    finally:
+        set_check_verifier(None)
