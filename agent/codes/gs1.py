@@ -19,6 +19,9 @@ read without GS is refused (the batch swallowed the serial), while `01 17 10…<
 label whose only variable field comes last (`01 17 21…`) are accepted as read. The price: a
 GS-less `01 17 21…` whose serial happens to contain `10` is refused too; the remedy is the
 scanner's GS (FNC1) transmission setting, which the worker message names.
+
+Two-digit `(17)` years are placed in the century by biip, relative to the current year (GS1
+General Specifications 7.12): the one clock read in this otherwise pure package.
 """
 
 from __future__ import annotations
@@ -47,7 +50,8 @@ _DATE_AIS: Final = frozenset({"11", "12", "13", "15", "16", "17"})
 _EMBEDDED: Final[dict[str, re.Pattern[str]]] = {
     "10": re.compile(r".10."),
     "21": re.compile(r".21."),
-    "17": re.compile(r".17\d{6}"),
+    # Only a plausible YYMMDD counts, so fewer serials that merely contain 17 are refused.
+    "17": re.compile(r".17\d\d(?:0[1-9]|1[0-2])(?:[0-2]\d|3[01])"),
 }
 _VARIABLE_READ: Final = ("10", "21")
 

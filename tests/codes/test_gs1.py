@@ -151,3 +151,7 @@ def test_check_digit_ok_examples_from_domain() -> None:
 )
 def test_gs1_symbology_ids(symbology: str, gs1: bool) -> None:
     assert is_gs1_symbology(symbology) is gs1
+
+
+def test_serial_containing_17_that_is_no_date_is_accepted_without_gs() -> None:
+    assert recognise(f"01{GTIN}21AB17991399").fields["serial"] == "AB17991399"
