@@ -365,7 +365,7 @@ def parse(doc: Mapping[str, object], base: Path) -> Config:
         port=s.integer("port", 1883, 1, 65535),
         topic_prefix=s.string("topic_prefix", "tracescan/v1", pattern=re.compile(r"[^#+\x00]+")),
         client_id=s.string("client_id", ""),
-        keepalive=s.integer("keepalive", 30, 5, 3600),
+        keepalive=s.integer("keepalive", 30, 2, 3600),  # 2 s: fault tests; field links use 30+
         protocol=s.choice("protocol", "5", ("5", "3.1.1")),
         inflight=s.integer("inflight", 20, 1, 1000),
         backoff_initial=s.number("backoff_initial", 0.5, 0.01, 60.0),

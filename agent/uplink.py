@@ -1,22 +1,43 @@
 """The MQTT uplink: the single owner of the paho-mqtt client.
 
-The store is the queue. The uplink reads unsent rows in order, keeps at most `inflight` of them
+The store is the queue. The uplink reads unsent rows, keeps at most `inflight` of them
 unacknowledged at the broker, and reports each PUBACK back to the daemon, which marks the row
 sent. paho's own reconnect is off (`reconnect_on_failure=False`) and every connection gets a
 fresh client, so no message ever sits in paho's memory across a reconnect: after a reconnect
-everything unacknowledged is simply read from the store again and re-sent, byte-identical,
-in order. Reconnects back off exponentially with full jitter.
+everything unacknowledged is simply read from the store again and re-sent, byte-identical.
 
-paho callbacks run on paho's network thread; they only append to deques and set events.
-All bookkeeping happens on the uplink thread.
+**One thread, no cross-thread wakeups per message.** The uplink thread drives paho's network
+I/O itself (`loop_read` / `loop_write` / `loop_misc` on its own selector, the way Home
+Assistant and aiomqtt integrate paho) instead of `loop_start()`. PUBACK callbacks therefore run
+on this thread, the refill publishes straight into the socket, and the only cross-thread
+signal is one byte on a socketpair when the daemon commits new rows (`notify`).
+
+**Two lanes: the backlog never starves live scans.** When a connection comes up, every row
+stored so far (rid <= the highest rid at CONNACK) is *backlog*, re-sent in rid (= seq) order;
+rows committed after that are *live*. Whenever a window slot frees, a waiting live row takes it
+before the next backlog row, so a scan made during a 100k-row drain waits for one PUBACK, not
+for the backlog (measured in bench/bench_uplink.py). Receivers already deduplicate by
+`(device, seq)` and can order by `seq`; the hash chain (`prev`) is unaffected by arrival order.
+
+**Dead links.** paho alone notices a silent (blackholed) link only ~2x keepalive after the last
+byte arrived. The uplink counts any readable byte from the broker as life and drops the
+connection after 1.5x keepalive of silence; paho's PINGREQ (sent after 1x keepalive of
+silence) guarantees a healthy idle link answers well within that.
+
+**Reconnects** back off exponentially with full jitter. The attempt counter is only reset by a
+connection that made progress (a PUBACK for a stored row, or one that stayed up for a
+keepalive), so a broker that accepts and at once drops us is not hammered.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import logging
 import random
+import selectors
+import socket
 import ssl
 import threading
 import time
@@ -30,12 +51,20 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from agent.config import DeviceConfig, MqttConfig
 from agent.events import rfc3339
-from agent.store import OutboxReader, Sealer
+from agent.store import OutboxReader, OutboxRow, Sealer
 
 log = logging.getLogger(__name__)
 
-_CONNACK_TIMEOUT: Final = 10.0
+_CONNACK_TIMEOUT_MAX: Final = 10.0
 _STOP_GRACE: Final = 1.5  # seconds to wait for outstanding PUBACKs on SIGTERM
+_GOODBYE_WAIT: Final = 1.0  # seconds to wait for the offline status to be acknowledged
+_TICK: Final = 0.25  # longest select wait: keepalive and stop checks run at least this often
+_READ_AHEAD: Final = 256  # rows decrypted per store query and lane
+_ACK_FLUSH_S: Final = 0.05  # PUBACKs are reported to the daemon in batches: fewer commits
+_ACK_FLUSH_N: Final = 1024
+DEAD_LINK_FACTOR: Final = 1.5  # x keepalive of silence from the broker = the link is dead
+
+_OK: Final = MQTTErrorCode.MQTT_ERR_SUCCESS
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,10 +93,57 @@ class Topics:
         """Retained online/offline status."""
         return f"{self.base}/status"
 
+    def for_record(self, topic: str) -> str:
+        """Where a stored record of kind `topic` (event, reject, ...) is published."""
+        return f"{self.base}/{topic}"
+
 
 def backoff_delay(attempt: int, initial: float, cap: float, rng: random.Random) -> float:
     """Full-jitter exponential backoff: uniform in [0, min(cap, initial * 2**attempt)]."""
     return rng.uniform(0.0, min(cap, initial * (2 ** min(attempt, 32))))
+
+
+def dead_link_after(keepalive: float) -> float:
+    """Seconds without a byte from the broker after which the connection is declared dead."""
+    return DEAD_LINK_FACTOR * keepalive
+
+
+class _TrackedContext(ssl.SSLContext):
+    """An SSLContext that remembers the last socket it wrapped, so a failed handshake's socket
+    (which paho does not close) can be closed."""
+
+    last: ssl.SSLSocket | None = None
+
+    def wrap_socket(self, *args: Any, **kwargs: Any) -> ssl.SSLSocket:
+        """Wrap as usual, and keep a reference."""
+        self.last = super().wrap_socket(*args, **kwargs)
+        return self.last
+
+
+class _Lane:
+    """A read-ahead cursor over unsent rows: the backlog (rid <= upto) or live rows (upto None)."""
+
+    def __init__(self, reader: OutboxReader, after: int, upto: int | None) -> None:
+        self.reader = reader
+        self.after = after
+        self.upto = upto
+        self.rows: collections.deque[OutboxRow] = collections.deque()
+        # The last read came back short: nothing more until new rows are committed. Never
+        # cleared for the backlog lane, whose rows all existed when the connection came up.
+        self.dry = False
+
+    def next(self) -> OutboxRow | None:
+        """The next unsent row of this lane, or None for now."""
+        if not self.rows and not self.dry:
+            if self.upto is None:
+                batch = self.reader.unsent(self.after, _READ_AHEAD)
+            else:
+                batch = self.reader.unsent_between(self.after, self.upto, _READ_AHEAD)
+            if batch:
+                self.after = batch[-1].rid
+            self.dry = len(batch) < _READ_AHEAD
+            self.rows.extend(batch)
+        return self.rows.popleft() if self.rows else None
 
 
 class Uplink(threading.Thread):
@@ -88,23 +164,36 @@ class Uplink(threading.Thread):
         self.on_acked = on_acked
         self.stop = stop
         self.topics = Topics.for_device(mqtt_cfg.topic_prefix, device.site, device.id)
-        self.wake = threading.Event()
         self.connected = threading.Event()
         self.connect_attempts = 0
+        #: monotonic time of each connection loss detected by the uplink (tests, diagnostics)
+        self.losses: list[float] = []
         self._rng = random.Random()
-        self._acked_mids: collections.deque[int] = collections.deque()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._fresh = False  # new rows were committed since the live lane last looked
         self._forgotten: collections.deque[list[int]] = collections.deque()
-        self._lost = threading.Event()
-        self._connack: threading.Event = threading.Event()
+        self._acked: set[int] = set()  # acknowledged, not yet marked sent by the daemon
+        self._ack_batch: list[int] = []
+        self._ack_batch_since = 0.0
+        # Per-connection state, written by paho callbacks (which run on this thread).
+        self._acked_mids: list[int] = []
+        self._lost = False
+        self._connack = False
         self._connack_rc: ReasonCode | None = None
         self._receive_max: int | None = None
+        self._last_inbound = 0.0
+        self._fd: int | None = None  # the connection's socket as registered with the selector
+        self._tls: _TrackedContext | None = None
         self._finished = threading.Event()
 
     # --- called from other threads -------------------------------------------------------
 
     def notify(self) -> None:
         """New rows were committed: wake the drain loop."""
-        self.wake.set()
+        self._fresh = True
+        self._poke()
 
     def marked(self, rids: list[int]) -> None:
         """The daemon committed `sent` for these rows; they no longer need skipping."""
@@ -112,10 +201,21 @@ class Uplink(threading.Thread):
 
     def finish(self, timeout: float) -> None:
         """Wait for the uplink thread to end after `stop` was set."""
-        self.wake.set()
+        self._poke()
         self._finished.wait(timeout)
 
-    # --- paho callbacks (paho's thread): record and wake, nothing more --------------------
+    def discard(self) -> None:
+        """Release the wakeup sockets of an uplink that was never started (or has ended)."""
+        if not self.is_alive():
+            self._wake_r.close()
+            self._wake_w.close()
+
+    def _poke(self) -> None:
+        # A full socketpair means a wakeup is already pending: one is enough.
+        with contextlib.suppress(OSError):
+            self._wake_w.send(b"\0")
+
+    # --- paho callbacks (run on this thread, inside loop_read/loop_write/loop_misc) -------
 
     def _on_connect(
         self, client: mqtt.Client, userdata: object, flags: object, rc: ReasonCode, props: Any
@@ -123,29 +223,35 @@ class Uplink(threading.Thread):
         self._connack_rc = rc
         rm = getattr(props, "ReceiveMaximum", None) if props is not None else None
         self._receive_max = rm if isinstance(rm, int) else None
-        self._connack.set()
+        self._connack = True
 
     def _on_disconnect(
         self, client: mqtt.Client, userdata: object, flags: object, rc: ReasonCode, props: Any
     ) -> None:
-        self._lost.set()
-        self._connack.set()
-        self.wake.set()
+        self._lost = True
 
     def _on_publish(
         self, client: mqtt.Client, userdata: object, mid: int, rc: ReasonCode, props: Any
     ) -> None:
+        # A v5 PUBACK may carry a failure (e.g. 0x87 not authorized): the broker did not take
+        # the message, so the row must stay unsent. Dropping the mid keeps it out of `acked`;
+        # the connection is then restarted so the row is retried in order.
+        if rc.is_failure:
+            log.warning("uplink: broker refused a publish: %s", rc)
+            self._lost = True
+            return
         self._acked_mids.append(mid)
-        self.wake.set()
 
     # --- the uplink thread ----------------------------------------------------------------
 
     def run(self) -> None:
         reader = OutboxReader(self.device.data_dir, self.sealer)
+        selector = selectors.DefaultSelector()
+        selector.register(self._wake_r, selectors.EVENT_READ)
         attempt = 0
         try:
             while not self.stop.is_set():
-                client = self._connect()
+                client = self._connect(selector)
                 if client is None:
                     delay = backoff_delay(
                         attempt, self.cfg.backoff_initial, self.cfg.backoff_max, self._rng
@@ -153,22 +259,34 @@ class Uplink(threading.Thread):
                     attempt += 1
                     self.stop.wait(delay)
                     continue
-                attempt = 0
+                began = time.monotonic()
                 try:
-                    self._session(client, reader)
+                    progressed = self._session(client, reader, selector)
                 finally:
                     self.connected.clear()
-                    self._close(client)
-                if not self.stop.is_set():
-                    # The link dropped: back off once before reconnecting, so a broker that
-                    # accepts and immediately drops connections does not get hammered.
-                    self.stop.wait(
-                        backoff_delay(0, self.cfg.backoff_initial, self.cfg.backoff_max, self._rng)
+                    self._flush_acks(force=True)
+                    self._close(client, selector, graceful=self.stop.is_set())
+                if self.stop.is_set():
+                    break
+                self.losses.append(time.monotonic())
+                if progressed or time.monotonic() - began >= self.cfg.keepalive:
+                    attempt = 0
+                # Back off before reconnecting even after a good session, so a broker that
+                # accepts and immediately drops connections does not get hammered.
+                self.stop.wait(
+                    backoff_delay(
+                        attempt, self.cfg.backoff_initial, self.cfg.backoff_max, self._rng
                     )
+                )
+                attempt += 1
         except Exception:
             log.exception("uplink: unexpected failure; the daemon keeps buffering")
         finally:
+            self._flush_acks(force=True)
             reader.close()
+            selector.close()
+            self._wake_r.close()
+            self._wake_w.close()
             self._finished.set()
 
     def _new_client(self) -> mqtt.Client:
@@ -184,65 +302,141 @@ class Uplink(threading.Thread):
         client.max_inflight_messages_set(self.cfg.inflight)
         client.will_set(self.topics.status, b'{"online":false}', qos=1, retain=True)
         if self.cfg.ca_file or self.cfg.cert_file:
-            ctx = ssl.create_default_context(
-                cafile=str(self.cfg.ca_file) if self.cfg.ca_file else None
-            )
-            ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-            if self.cfg.cert_file and self.cfg.key_file:
-                ctx.load_cert_chain(str(self.cfg.cert_file), str(self.cfg.key_file))
-            client.tls_set_context(ctx)
+            self._tls = self._tls_context()
+            client.tls_set_context(self._tls)
         if self.cfg.username:
             client.username_pw_set(self.cfg.username, self.cfg.password or None)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
-        client.connect_timeout = 5.0
+        # TCP connect and TLS handshake; a blackholed link must not hold an attempt longer.
+        client.connect_timeout = min(5.0, float(self.cfg.keepalive))
         return client
 
-    def _connect(self) -> mqtt.Client | None:
+    def _tls_context(self) -> _TrackedContext:
+        """Server verification against `ca_file` (system CAs without it), TLS >= 1.2, mTLS.
+
+        Built per connection, so a renewed certificate is picked up at the next reconnect.
+        """
+        ctx = _TrackedContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies the chain and the host name
+        if self.cfg.ca_file:
+            ctx.load_verify_locations(cafile=str(self.cfg.ca_file))
+        else:
+            ctx.load_default_certs()
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        if self.cfg.cert_file and self.cfg.key_file:
+            ctx.load_cert_chain(str(self.cfg.cert_file), str(self.cfg.key_file))
+        return ctx
+
+    def _connect(self, selector: selectors.BaseSelector) -> mqtt.Client | None:
         self.connect_attempts += 1
         self._reset_connection_state()
         client = self._new_client()
+        where = f"{self.cfg.host}:{self.cfg.port}"
         try:
             if self.cfg.protocol == "5":
                 client.connect(self.cfg.host, self.cfg.port, self.cfg.keepalive, clean_start=True)
             else:
                 client.connect(self.cfg.host, self.cfg.port, self.cfg.keepalive)
-        except (OSError, ssl.SSLError) as exc:
-            log.info("uplink: cannot reach broker %s:%d (%s)", self.cfg.host, self.cfg.port, exc)
+        except ssl.SSLError as exc:
+            log.warning("uplink: TLS with %s failed: %s", where, exc.reason or exc)
+            if self._tls is not None and self._tls.last is not None:
+                self._tls.last.close()  # paho drops a socket whose handshake failed unclosed
+            self._close(client, selector, graceful=False)
             return None
-        client.loop_start()
-        if not self._connack.wait(_CONNACK_TIMEOUT) or self._lost.is_set():
-            log.info(
-                "uplink: broker %s:%d did not accept the connection", self.cfg.host, self.cfg.port
-            )
-            self._close(client)
+        except OSError as exc:
+            log.info("uplink: cannot reach broker %s (%s)", where, exc)
+            self._close(client, selector, graceful=False)
             return None
-        if self._connack_rc is None or self._connack_rc.is_failure:
-            log.warning("uplink: broker refused the connection: %s", self._connack_rc)
-            self._close(client)
+        sock = client.socket()
+        if sock is None:
+            return None
+        self._fd = sock.fileno()
+        selector.register(self._fd, selectors.EVENT_READ)
+        self._last_inbound = time.monotonic()
+        deadline = time.monotonic() + min(_CONNACK_TIMEOUT_MAX, dead_link_after(self.cfg.keepalive))
+        while not (self._connack or self._lost or self.stop.is_set()):
+            left = deadline - time.monotonic()
+            if left <= 0 or not self._network(client, selector, min(_TICK, left)):
+                break
+        if self._connack_rc is not None and self._connack_rc.is_failure:
+            log.warning("uplink: broker %s refused the connection: %s", where, self._connack_rc)
+            self._close(client, selector, graceful=False)
+            return None
+        if not self._connack or self._lost:
+            log.info("uplink: broker %s did not accept the connection", where)
+            self._close(client, selector, graceful=False)
             return None
         self.connected.set()
-        log.info("uplink: connected to %s:%d", self.cfg.host, self.cfg.port)
+        log.info("uplink: connected to %s", where)
         return client
 
     def _reset_connection_state(self) -> None:
-        self._lost.clear()
-        self._connack.clear()
+        self._tls = None
+        self._lost = False
+        self._connack = False
         self._connack_rc = None
-        self._acked_mids.clear()
+        self._receive_max = None
+        self._acked_mids = []
 
-    def _close(self, client: mqtt.Client) -> None:
-        try:
-            client.disconnect()
-        except Exception:
-            log.debug("uplink: disconnect failed", exc_info=True)
-        client.loop_stop()
+    def _network(self, client: mqtt.Client, selector: selectors.BaseSelector, wait: float) -> bool:
+        """One round of socket I/O for paho; False once the connection is gone."""
+        sock = client.socket()
+        if sock is None or self._lost:
+            return False
+        fd = sock.fileno()
+        pending = sock.pending() if isinstance(sock, ssl.SSLSocket) else 0
+        mask = selectors.EVENT_READ | (selectors.EVENT_WRITE if client.want_write() else 0)
+        if selector.get_key(fd).events != mask:
+            selector.modify(fd, mask)
+        readable = pending > 0
+        writable = False
+        for key, events in selector.select(0.0 if pending else wait):
+            if key.fileobj is self._wake_r:
+                with contextlib.suppress(BlockingIOError):
+                    self._wake_r.recv(4096)
+                continue
+            readable |= bool(events & selectors.EVENT_READ)
+            writable |= bool(events & selectors.EVENT_WRITE)
+        if readable:
+            self._last_inbound = time.monotonic()
+            if client.loop_read() != _OK:
+                return False
+        if writable and client.loop_write() != _OK:
+            return False
+        if client.loop_misc() != _OK:
+            return False
+        if time.monotonic() - self._last_inbound > dead_link_after(self.cfg.keepalive):
+            log.warning(
+                "uplink: nothing from the broker for %.1f s (keepalive %d s): link is dead",
+                time.monotonic() - self._last_inbound,
+                self.cfg.keepalive,
+            )
+            self._lost = True
+        return not self._lost
+
+    def _close(
+        self, client: mqtt.Client, selector: selectors.BaseSelector, *, graceful: bool
+    ) -> None:
+        """End the connection. Only a clean shutdown sends DISCONNECT (which cancels the will)."""
+        if self._fd is not None:
+            # By the fd registered, not the socket's: paho may have closed it already.
+            with contextlib.suppress(KeyError, ValueError):
+                selector.unregister(self._fd)
+            self._fd = None
+        if graceful and not self._lost:
+            try:
+                client.disconnect()
+            except Exception:
+                log.debug("uplink: disconnect failed", exc_info=True)
+        sock = client.socket()
+        if sock is not None:
+            sock.close()
 
     def _status(self, reader: OutboxReader, *, online: bool) -> bytes:
         if not online:
             return b'{"online":false}'
-        depth = reader.depth()
+        depth = reader.unsent_depth()
         now = time.time()
         status = {
             "online": True,
@@ -254,54 +448,106 @@ class Uplink(threading.Thread):
         }
         return json.dumps(status, separators=(",", ":")).encode()
 
-    def _session(self, client: mqtt.Client, reader: OutboxReader) -> None:
-        """Drain the outbox over one connection until it drops or `stop` is set."""
-        window = min(self.cfg.inflight, self._receive_max or self.cfg.inflight)
-        client.publish(self.topics.status, self._status(reader, online=True), qos=1, retain=True)
+    def _flush_acks(self, *, force: bool = False) -> None:
+        """Report acknowledged rows to the daemon: in batches, so it commits less often."""
+        if not self._ack_batch:
+            return
+        if (
+            force
+            or len(self._ack_batch) >= _ACK_FLUSH_N
+            or time.monotonic() - self._ack_batch_since >= _ACK_FLUSH_S
+        ):
+            batch, self._ack_batch = self._ack_batch, []
+            self.on_acked(batch)
+
+    def _session(
+        self, client: mqtt.Client, reader: OutboxReader, selector: selectors.BaseSelector
+    ) -> bool:
+        """Drain the outbox over one connection until it drops or `stop` is set.
+
+        Returns True when the broker acknowledged at least one stored row.
+        """
+        # The broker's Receive Maximum bounds everything unacknowledged, the status included.
+        cap = min(self.cfg.inflight, self._receive_max or self.cfg.inflight)
+        status = client.publish(
+            self.topics.status, self._status(reader, online=True), qos=1, retain=True
+        )
+        status_pending = True
+        split = reader.last_rid()
+        backlog = _Lane(reader, 0, split)
+        live = _Lane(reader, split, None)
         inflight: dict[int, int] = {}  # mid -> rid
-        acked: set[int] = set()  # acknowledged, not yet marked sent by the daemon
-        cursor = 0
+        progressed = False
         stopping_since: float | None = None
-        while not self._lost.is_set():
+        while True:
             while self._forgotten:
-                acked.difference_update(self._forgotten.popleft())
-            done: list[int] = []
-            while self._acked_mids:
-                rid = inflight.pop(self._acked_mids.popleft(), None)
-                if rid is not None:
-                    done.append(rid)
-            if done:
-                acked.update(done)
-                self.on_acked(done)
+                self._acked.difference_update(self._forgotten.popleft())
+            if self._acked_mids:
+                mids, self._acked_mids = self._acked_mids, []
+                for mid in mids:
+                    if mid == status.mid:
+                        status_pending = False
+                    rid = inflight.pop(mid, None)
+                    if rid is not None:
+                        if not self._ack_batch:
+                            self._ack_batch_since = time.monotonic()
+                        self._ack_batch.append(rid)
+                        self._acked.add(rid)
+                        progressed = True
+            self._flush_acks()
             if self.stop.is_set():
                 stopping_since = stopping_since or time.monotonic()
                 if not inflight or time.monotonic() - stopping_since > _STOP_GRACE:
-                    self._goodbye(client, reader)
-                    return
-            elif len(inflight) < window:
-                for row in reader.unsent(cursor, window - len(inflight) + len(acked)):
-                    if len(inflight) >= window:
-                        break
-                    cursor = row.rid
-                    if row.rid in acked:
-                        continue
-                    topic = self.topics.event if row.topic == "event" else self.topics.reject
-                    info = client.publish(topic, row.payload, qos=1)
-                    if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
-                        log.info(
-                            "uplink: publish failed (%s); reconnecting", mqtt.error_string(info.rc)
-                        )
-                        return
-                    inflight[info.mid] = row.rid
-            self.wake.wait(0.5)
-            self.wake.clear()
+                    self._goodbye(client, selector, inflight)
+                    return progressed
+            else:
+                window = max(1, cap - 1) if status_pending else cap
+                if len(inflight) < window and not self._refill(
+                    client, live, backlog, inflight, window
+                ):
+                    return progressed
+            wait = _TICK
+            if self._ack_batch:
+                wait = max(0.0, min(wait, self._ack_batch_since + _ACK_FLUSH_S - time.monotonic()))
+            if not self._network(client, selector, wait):
+                return progressed
 
-    def _goodbye(self, client: mqtt.Client, reader: OutboxReader) -> None:
+    def _refill(
+        self,
+        client: mqtt.Client,
+        live: _Lane,
+        backlog: _Lane,
+        inflight: dict[int, int],
+        window: int,
+    ) -> bool:
+        """Publish into free window slots, live rows first. False when publishing failed."""
+        if self._fresh:
+            # Cleared before reading, so a commit racing with this read sets it again.
+            self._fresh = False
+            live.dry = False
+        while len(inflight) < window:
+            row = live.next() or backlog.next()
+            if row is None:
+                return True
+            if row.rid in self._acked:
+                continue
+            info = client.publish(self.topics.for_record(row.topic), row.payload, qos=1)
+            if info.rc != _OK:
+                log.info("uplink: publish failed (%s); reconnecting", mqtt.error_string(info.rc))
+                return False
+            inflight[info.mid] = row.rid
+        return True
+
+    def _goodbye(
+        self, client: mqtt.Client, selector: selectors.BaseSelector, inflight: dict[int, int]
+    ) -> None:
         """Clean shutdown: say offline (the will only fires on an unclean loss)."""
-        info = client.publish(
-            self.topics.status, self._status(reader, online=False), qos=1, retain=True
-        )
-        try:
-            info.wait_for_publish(1.0)
-        except (RuntimeError, ValueError):
-            log.debug("uplink: offline status not confirmed")
+        info = client.publish(self.topics.status, b'{"online":false}', qos=1, retain=True)
+        deadline = time.monotonic() + _GOODBYE_WAIT
+        while info.mid not in self._acked_mids and time.monotonic() < deadline:
+            if not self._network(client, selector, _TICK):
+                log.debug("uplink: offline status not confirmed")
+                break
+        # Rows acknowledged while saying goodbye are still reported, so they are not re-sent.
+        self._ack_batch.extend(r for m in self._acked_mids if (r := inflight.get(m)) is not None)
+        self._acked_mids = []
