@@ -73,7 +73,7 @@ def test_flapping_link_delivers_every_event_gapless(
 def test_blackhole_is_detected_within_two_keepalives_and_recovered(
     tmp_path: Path, proxy: NetFault, recorder: Recorder, driven
 ) -> None:
-    keepalive = 2
+    keepalive = 3
     agent: DrivenAgent = driven(agent_config(tmp_path / "a", proxy.port, keepalive=keepalive))
     codes = unit_codes(20)
     agent.scan(codes[:10])

@@ -1,0 +1,61 @@
+"""The uplink against a plain broker: protocol versions and the broker's Receive Maximum."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from hardware_sim.broker import LocalBroker
+from hardware_sim.netfault import NetFault
+from hardware_sim.subscriber import Recorder
+from hardware_sim.workload import unit_codes
+from tests.uplink.conftest import DrivenAgent, agent_config, events_by_seq
+
+
+def test_receive_maximum_below_our_window_is_respected(tmp_path: Path, driven) -> None:
+    # mosquitto disconnects an MQTT 5 client that exceeds the Receive Maximum it announced;
+    # one connection for the whole run proves the uplink never did.
+    with LocalBroker(extra="max_inflight_messages 3") as broker:
+        recorder = Recorder("127.0.0.1", broker.port, "tracescan/v1/#")
+        try:
+            agent: DrivenAgent = driven(agent_config(tmp_path / "a", broker.port, inflight=20))
+            agent.scan(unit_codes(500))
+            assert recorder.wait_for(lambda r: len(events_by_seq(r.messages)) == 500)
+            assert agent.uplink.connect_attempts == 1
+            assert agent.uplink.losses == []
+            agent.stop()
+        finally:
+            recorder.close()
+
+
+def test_mqtt_3_1_1_delivers_and_says_goodbye(tmp_path: Path, driven) -> None:
+    with LocalBroker() as broker:
+        recorder = Recorder("127.0.0.1", broker.port, "tracescan/v1/#")
+        try:
+            agent: DrivenAgent = driven(agent_config(tmp_path / "a", broker.port, protocol="3.1.1"))
+            agent.scan(unit_codes(200))
+            assert recorder.wait_for(lambda r: len(events_by_seq(r.messages)) == 200)
+            agent.stop()
+            assert recorder.wait_for(
+                lambda r: json.loads(r.on("status")[-1].payload) == {"online": False}
+            )
+        finally:
+            recorder.close()
+    assert sorted(events_by_seq(recorder.messages)) == list(range(1, 201))
+
+
+def test_will_says_offline_when_the_link_dies(tmp_path: Path, driven) -> None:
+    with LocalBroker() as broker, NetFault(broker.port) as proxy:
+        recorder = Recorder("127.0.0.1", broker.port, "tracescan/v1/#")
+        try:
+            agent: DrivenAgent = driven(agent_config(tmp_path / "a", proxy.port, keepalive=2))
+            assert recorder.wait_for(lambda r: len(r.on("status")) >= 1)
+            assert json.loads(recorder.on("status")[0].payload)["online"] is True
+            proxy.refuse(True)
+            proxy.blackhole(True)  # the broker hears nothing more: its keepalive fires the will
+            assert recorder.wait_for(
+                lambda r: json.loads(r.on("status")[-1].payload) == {"online": False}, timeout=10
+            )
+            assert agent.uplink.losses, "the uplink noticed the dead link too"
+        finally:
+            recorder.close()
