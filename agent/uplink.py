@@ -166,8 +166,9 @@ class Uplink(threading.Thread):
         self.topics = Topics.for_device(mqtt_cfg.topic_prefix, device.site, device.id)
         self.connected = threading.Event()
         self.connect_attempts = 0
-        #: monotonic time of each connection loss detected by the uplink (tests, diagnostics)
-        self.losses: list[float] = []
+        #: monotonic times of the latest connection losses (tests, diagnostics); bounded, as a
+        #: flapping link may run for months
+        self.losses: collections.deque[float] = collections.deque(maxlen=1000)
         self._rng = random.Random()
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)

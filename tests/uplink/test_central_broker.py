@@ -14,7 +14,16 @@ from paho.mqtt.reasoncodes import ReasonCode
 from agent import pki
 from hardware_sim.broker import LocalBroker
 from hardware_sim.workload import unit_codes
-from tests.uplink.conftest import SITE, Pki, TlsRecorder, agent_config, events_by_seq, tls_context
+from tests.uplink.conftest import (
+    REPO,
+    SHIPPED_PKI_DIR,
+    SITE,
+    Pki,
+    TlsRecorder,
+    agent_config,
+    events_by_seq,
+    tls_context,
+)
 
 
 def _device_tls(test_pki: Pki, device: str) -> dict[str, object]:
@@ -105,8 +114,10 @@ def test_without_a_client_certificate_the_broker_refuses(
 class _DeviceClient:
     """A bare paho client holding one device's certificate: what a tampered device could do."""
 
-    def __init__(self, port: int, test_pki: Pki, device: str) -> None:
-        issued = test_pki.device(device)
+    def __init__(
+        self, port: int, test_pki: Pki, device: str, issued: pki.Issued | None = None
+    ) -> None:
+        issued = issued or test_pki.device(device)
         self.acks: dict[int, ReasonCode] = {}
         self._acked = threading.Condition()
         connected = threading.Event()
@@ -193,3 +204,46 @@ def test_a_device_receives_only_its_own_commands(
     finally:
         rogue.close()
     assert got == [f"tracescan/v1/{SITE}/dev-a/cmd/op"]
+
+
+BRIDGE_CONF = REPO / "config" / "mosquitto" / "bridge-site.conf"
+
+
+def _bridge_extra(central_port: int, pki_dir: Path) -> str:
+    """The shipped site-bridge example, pointed at the test's central broker and PKI."""
+    keep = []
+    for line in BRIDGE_CONF.read_text().splitlines():
+        if line.split(" ", 1)[0] in {"listener", "persistence", "persistence_location"}:
+            continue
+        pointed = line.replace("central.example.net:8883", f"127.0.0.1:{central_port}")
+        keep.append(pointed.replace(SHIPPED_PKI_DIR, f"{pki_dir}/"))
+    return "\n".join(keep)
+
+
+def test_site_bridge_forwards_its_devices_to_the_central_broker(
+    tmp_path: Path, tls_broker: LocalBroker, test_pki: Pki, backend: TlsRecorder, driven
+) -> None:
+    pki.issue_client(test_pki.dir, SITE)  # the bridge's certificate: CN = the site
+    with LocalBroker(extra=_bridge_extra(tls_broker.port, test_pki.dir)) as site_broker:
+        # Devices on the LAN talk plain MQTT to the site broker; the bridge does the mTLS.
+        agent = driven(agent_config(tmp_path / "a", site_broker.port))
+        agent.scan(unit_codes(30))
+        assert backend.wait_for(lambda r: len(events_by_seq(r.messages)) == 30)
+        agent.stop()
+    assert sorted(events_by_seq(backend.messages)) == list(range(1, 31))
+    assert {m.topic for m in backend.on("event")} == {f"tracescan/v1/{SITE}/dev-a/event"}
+
+
+def test_a_site_bridge_certificate_cannot_write_for_another_site(
+    tls_broker: LocalBroker, test_pki: Pki, backend: TlsRecorder
+) -> None:
+    bridge = _DeviceClient(tls_broker.port, test_pki, "", pki.issue_client(test_pki.dir, SITE))
+    try:
+        other = bridge.publish("tracescan/v1/site-02/dev-x/event", b'{"seq":1}')
+        own = bridge.publish(f"tracescan/v1/{SITE}/dev-x/event", b'{"seq":1}')
+    finally:
+        bridge.close()
+    assert other.value == 0x87
+    assert not own.is_failure
+    assert backend.wait_for(lambda r: len(r.on("event")) >= 1)
+    assert [m.topic for m in backend.on("event")] == [f"tracescan/v1/{SITE}/dev-x/event"]

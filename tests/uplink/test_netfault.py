@@ -92,6 +92,7 @@ def test_blackhole_keeps_the_socket_open_and_drops_bytes(proxy: NetFault) -> Non
 
 def test_refuse_closes_new_connections_only(proxy: NetFault) -> None:
     with _connect(proxy) as old:
+        assert _echo(old, b"up") == b"up"  # proxied for sure before refusing starts
         proxy.refuse(True)
         with _connect(proxy) as new:
             assert _closed_by_peer(new)
