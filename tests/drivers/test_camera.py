@@ -6,6 +6,7 @@ import threading
 import time
 from pathlib import Path
 
+import cv2
 import pytest
 
 from drivers.camera import (
@@ -19,6 +20,7 @@ from drivers.camera import (
     parse_source,
     prepare,
 )
+from drivers.keymap import CALIBRATION_TEXT
 from drivers.scan import RawScan
 from hardware_sim.camera_scene import (
     VARIANTS,
@@ -26,6 +28,7 @@ from hardware_sim.camera_scene import (
     Showing,
     blank_frame,
     compose,
+    main,
     render_symbol,
     timeline_frames,
     write_video,
@@ -179,3 +182,10 @@ def test_missing_camera_is_retried_and_never_ends_the_thread(tmp_path: Path) -> 
 def test_camera_source_is_an_index_or_a_path() -> None:
     assert parse_source("0") == 0
     assert parse_source("rtsp://cam.local/stream") == "rtsp://cam.local/stream"
+
+
+def test_printed_calibration_barcode_carries_the_calibration_text(tmp_path: Path) -> None:
+    out = tmp_path / "calibration.png"
+    assert main(["calibration", str(out)]) == 0
+    grey = cv2.imread(str(out), cv2.IMREAD_GRAYSCALE)
+    assert [s.text for s in ZxingDecoder(["code128"]).decode(grey)] == [CALIBRATION_TEXT]
