@@ -252,36 +252,18 @@ class Uplink(threading.Thread):
         attempt = 0
         try:
             while not self.stop.is_set():
-                client = self._connect(selector)
-                if client is None:
-                    delay = backoff_delay(
-                        attempt, self.cfg.backoff_initial, self.cfg.backoff_max, self._rng
+                try:
+                    attempt = self._cycle(reader, selector, attempt)
+                except Exception:
+                    # Never give up for good: the rows stay in the store, a later cycle sends them.
+                    log.exception("uplink: unexpected failure; retrying after a pause")
+                    self.connected.clear()
+                    self.stop.wait(
+                        backoff_delay(
+                            attempt, self.cfg.backoff_initial, self.cfg.backoff_max, self._rng
+                        )
                     )
                     attempt += 1
-                    self.stop.wait(delay)
-                    continue
-                began = time.monotonic()
-                try:
-                    progressed = self._session(client, reader, selector)
-                finally:
-                    self.connected.clear()
-                    self._flush_acks(force=True)
-                    self._close(client, selector, graceful=self.stop.is_set())
-                if self.stop.is_set():
-                    break
-                self.losses.append(time.monotonic())
-                if progressed or time.monotonic() - began >= self.cfg.keepalive:
-                    attempt = 0
-                # Back off before reconnecting even after a good session, so a broker that
-                # accepts and immediately drops connections does not get hammered.
-                self.stop.wait(
-                    backoff_delay(
-                        attempt, self.cfg.backoff_initial, self.cfg.backoff_max, self._rng
-                    )
-                )
-                attempt += 1
-        except Exception:
-            log.exception("uplink: unexpected failure; the daemon keeps buffering")
         finally:
             self._flush_acks(force=True)
             reader.close()
@@ -289,6 +271,33 @@ class Uplink(threading.Thread):
             self._wake_r.close()
             self._wake_w.close()
             self._finished.set()
+
+    def _cycle(self, reader: OutboxReader, selector: selectors.BaseSelector, attempt: int) -> int:
+        """One connection attempt and, if it succeeds, its session; returns the next attempt."""
+        client = self._connect(selector)
+        if client is None:
+            self.stop.wait(
+                backoff_delay(attempt, self.cfg.backoff_initial, self.cfg.backoff_max, self._rng)
+            )
+            return attempt + 1
+        began = time.monotonic()
+        try:
+            progressed = self._session(client, reader, selector)
+        finally:
+            self.connected.clear()
+            self._flush_acks(force=True)
+            self._close(client, selector, graceful=self.stop.is_set())
+        if self.stop.is_set():
+            return 0
+        self.losses.append(time.monotonic())
+        if progressed or time.monotonic() - began >= self.cfg.keepalive:
+            attempt = 0
+        # Back off before reconnecting even after a good session, so a broker that accepts
+        # and immediately drops connections does not get hammered.
+        self.stop.wait(
+            backoff_delay(attempt, self.cfg.backoff_initial, self.cfg.backoff_max, self._rng)
+        )
+        return attempt + 1
 
     def _new_client(self) -> mqtt.Client:
         v5 = self.cfg.protocol == "5"
