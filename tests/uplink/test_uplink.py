@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import threading
+import time
 from pathlib import Path
 
+import pytest
+
+from agent import keys
+from agent.store import NewRecord, Sealer, Store
+from agent.uplink import Uplink
 from hardware_sim.broker import LocalBroker
 from hardware_sim.netfault import NetFault
 from hardware_sim.subscriber import Recorder
@@ -59,3 +67,53 @@ def test_will_says_offline_when_the_link_dies(tmp_path: Path, driven) -> None:
             assert agent.uplink.losses, "the uplink noticed the dead link too"
         finally:
             recorder.close()
+
+
+def test_an_unexpected_error_ends_one_cycle_not_the_uplink(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cfg = agent_config(tmp_path / "a", 1)
+    ring = keys.load(cfg.device.key_dir)
+    sealer = Sealer(ring.data)
+    cfg.device.data_dir.mkdir(mode=0o700, parents=True)
+    store = Store(cfg.device.data_dir, sealer)
+    reported: list[list[int]] = []
+
+    def on_acked(rids: list[int]) -> None:
+        reported.append(rids)
+        if len(reported) == 1:
+            raise RuntimeError("the daemon's inbox is gone")  # the first report fails
+
+    def commit(first: int, n: int) -> None:
+        store.write(
+            [
+                NewRecord("event", json.dumps({"seq": s}).encode(), s)
+                for s in range(first, first + n)
+            ],
+            None,
+        )
+
+    stop = threading.Event()
+    with LocalBroker() as broker:
+        recorder = Recorder("127.0.0.1", broker.port, "tracescan/v1/#")
+        mqtt_cfg = dataclasses.replace(cfg.mqtt, port=broker.port)
+        uplink = Uplink(mqtt_cfg, cfg.device, sealer, on_acked, stop)
+        try:
+            commit(1, 10)
+            uplink.start()
+            assert recorder.wait_for(lambda r: len(events_by_seq(r.messages)) == 10)
+            deadline = time.monotonic() + 10
+            while uplink.connect_attempts < 2 and time.monotonic() < deadline:
+                time.sleep(0.02)  # the failed report ended the first cycle; a second one begins
+            assert uplink.connected.wait(10)
+            commit(11, 10)
+            uplink.notify()
+            assert recorder.wait_for(lambda r: len(events_by_seq(r.messages)) == 20)
+        finally:
+            stop.set()
+            uplink.finish(5)
+            recorder.close()
+            store.close()
+    assert "unexpected failure" in caplog.text
+    assert uplink.connect_attempts >= 2
+    assert not uplink.is_alive()
