@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from agent.uplink import dead_link_after
+from agent.verify import public_key_from_b64, verify_chain
 from hardware_sim.broker import LocalBroker
 from hardware_sim.netfault import NetFault
 from hardware_sim.subscriber import Recorder
@@ -66,6 +67,11 @@ def test_flapping_link_delivers_every_event_gapless(
     proxy.steady()
     events = events_by_seq(recorder.messages)  # asserts duplicates are byte-identical
     assert sorted(events) == list(range(1, total + 1))
+    # The receiver's own check, with the device's public key alone: signatures and hash chain.
+    assert agent.agent is not None
+    public = public_key_from_b64(agent.agent.keys.public_b64())
+    report = verify_chain((events[s] for s in sorted(events)), public)
+    assert report.ok, report.problems[:5]
     assert proxy.stats.cuts >= 3
     assert agent.uplink.connect_attempts >= 3
 
