@@ -5,13 +5,12 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import logging
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from agent import keys
+from agent import keys, logs
 from agent.catalog import Catalog, CatalogError
 from agent.config import EX_CONFIG, Config, ConfigError, load
 from agent.operations import DEFAULT_OPERATION, OPERATIONS
@@ -193,11 +192,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Console-script entry point."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    logs.setup(args.verbose)  # ops (issue 8): logfmt to journald under systemd
     try:
         status: int = args.func(args)
     except ConfigError as exc:

@@ -165,6 +165,23 @@ class SerialScanner(threading.Thread):
         self.connected = threading.Event()
         #: How many times the port was opened (diagnostics; tests count reconnects with it).
         self.opens = 0
+        self._port: serial.Serial | None = None  # the open port, for `send` (beeper commands)
+
+    def send(self, data: bytes) -> bool:
+        """Write host commands (beeper, LED) to the scanner; False when the port is not open.
+
+        Called from the daemon's writer thread while this thread reads: a tty allows one
+        reader and one writer at once, so no lock is needed.
+        """
+        port = self._port
+        if port is None:
+            return False
+        try:
+            port.write(data)
+        except (serial.SerialException, OSError) as exc:
+            log.debug("scanner %s: cannot send %d byte(s) (%s)", self.source, len(data), exc)
+            return False
+        return True
 
     def run(self) -> None:
         """Read, and on any failure wait (backoff) and reopen; never raises."""
@@ -195,10 +212,14 @@ class SerialScanner(threading.Thread):
             self.opens += 1
             self.connected.set()
             log.info("scanner %s: reading %s", self.source, self.port)
-            while not self.stop.is_set():
-                data = port.read(max(1, port.in_waiting))
-                if not data:
-                    continue
-                now = time.time()
-                for line in framer.feed(data):
-                    self.sink(RawScan(line.decode("utf-8", errors="replace"), self.source, now))
+            self._port = port
+            try:
+                while not self.stop.is_set():
+                    data = port.read(max(1, port.in_waiting))
+                    if not data:
+                        continue
+                    now = time.time()
+                    for line in framer.feed(data):
+                        self.sink(RawScan(line.decode("utf-8", errors="replace"), self.source, now))
+            finally:
+                self._port = None

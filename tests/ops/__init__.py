@@ -1,0 +1,1 @@
+"""Running it for real: systemd, local API, worker feedback, status."""
