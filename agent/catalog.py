@@ -1,12 +1,14 @@
 """Packaging-level master data: which product code or GTIN is a unit, middle pack or case.
 
 The level of a 20-digit trace code is bound to its 7-digit prefix and cannot be computed from
-the digits (DOMAIN.md); it comes from this catalog. CSV header: `code,level,ratio,name`.
+the digits (DOMAIN.md); it comes from this catalog. CSV header: `code,level,ratio,name`, with
+an optional `parts` column: how many times a split-dispensed (拆零) unit code may be dispensed.
 """
 
 from __future__ import annotations
 
 import csv
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -28,6 +30,7 @@ class CatalogEntry:
     level: PackLevel
     ratio: int
     name: str
+    parts: int = 1  # split-pack (拆零): times one unit code may be dispensed (optional column)
 
 
 class Catalog:
@@ -41,7 +44,11 @@ class Catalog:
 
     def lookup(self, code: Code) -> CatalogEntry | None:
         """The entry for a recognised code, by cn20 product code or GTIN-14."""
-        key = code.fields.get("product_code") if code.kind == "cn20" else code.fields.get("gtin")
+        return self.entry_for(code.kind, code.fields)
+
+    def entry_for(self, kind: str, fields: Mapping[str, object]) -> CatalogEntry | None:
+        """The entry for a code of `kind` with these fields (cn20 prefix or GTIN-14)."""
+        key = fields.get("product_code") if kind == "cn20" else fields.get("gtin")
         return self.entries.get(key) if isinstance(key, str) else None
 
     def level_of(self, code: Code) -> PackLevel:
@@ -62,7 +69,7 @@ class Catalog:
                 if missing:
                     raise CatalogError(f"{path}: header lacks {', '.join(sorted(missing))}")
                 for row in reader:
-                    entry = _entry(row, f"{path}:{reader.line_num}")
+                    entry = entry_from_row(row, f"{path}:{reader.line_num}")
                     entries[entry.code] = entry
         except OSError as exc:
             raise CatalogError(f"{path}: cannot read ({exc.strerror})") from exc
@@ -71,7 +78,8 @@ class Catalog:
         return cls(entries)
 
 
-def _entry(row: dict[str, str | None], where: str) -> CatalogEntry:
+def entry_from_row(row: dict[str, str | None], where: str) -> CatalogEntry:
+    """One catalog row (CSV or JSON shaped) as an entry, or `CatalogError` naming `where`."""
     code = (row.get("code") or "").strip()
     level = (row.get("level") or "").strip()
     ratio_text = (row.get("ratio") or "1").strip()
@@ -84,6 +92,13 @@ def _entry(row: dict[str, str | None], where: str) -> CatalogEntry:
     if not ratio_text.isdigit() or int(ratio_text) < 1:
         raise CatalogError(f"{where}: ratio {ratio_text!r} must be a positive whole number")
     lvl: PackLevel = "unit" if level == "unit" else "middle" if level == "middle" else "case"
+    parts_text = (row.get("parts") or "1").strip()
+    if not parts_text.isdigit() or int(parts_text) < 1:
+        raise CatalogError(f"{where}: parts {parts_text!r} must be a positive whole number")
     return CatalogEntry(
-        code=code, level=lvl, ratio=int(ratio_text), name=(row.get("name") or "").strip()
+        code=code,
+        level=lvl,
+        ratio=int(ratio_text),
+        name=(row.get("name") or "").strip(),
+        parts=int(parts_text),
     )

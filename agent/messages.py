@@ -57,8 +57,26 @@ MESSAGES: Final[dict[str, tuple[str, str]]] = {
     ),
     "duplicate_scan": ("重复扫描，已忽略", "Double read ignored"),
     "already_recorded": (
-        "此追溯码已被记录过（疑似回流药），请核对后确认",
-        "This code was already recorded (possible returned-to-market pack): check and acknowledge",
+        "此追溯码已在本操作中记录过",
+        "This code was already recorded for this operation",
+    ),
+    "already_recorded.resale": (
+        "此追溯码已被销售/发药过（疑似回流药），请核对后确认",
+        "This code was already sold or dispensed (possible returned-to-market pack): "
+        "check and acknowledge",
+    ),
+    "state_conflict": (
+        "此药品的流向记录与本操作矛盾（例如已销毁或已出库），请核对",
+        "This pack's recorded history contradicts this operation (e.g. destroyed or "
+        "dispatched): check it",
+    ),
+    "no_aggregation": (
+        "没有此箱/中包装的关联数据，请逐盒扫描最小包装",
+        "No packing data for this case/middle pack: scan every unit pack",
+    ),
+    "awaiting_ack": (
+        "上一条警告尚未确认，请先扫描“确认警告”码",
+        "The previous alert is not acknowledged yet: scan the 'Acknowledge alert' code first",
     ),
     "blocked": ("此药品已被召回或禁止流通", "This pack is recalled or blocked"),
     "not_in_manifest": (

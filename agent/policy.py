@@ -39,10 +39,12 @@ class Decision:
     fields: dict[str, FieldValue] = field(default_factory=dict)
     symbology: str | None = None
     variant: str | None = None
+    detail: str = ""  # what the worker needs beyond the reason (a recall notice, a bill id)
 
     def message(self, lang: str = "zh") -> str:
         """The worker-facing sentence for this decision."""
-        return message(self.reason, lang, self.variant)
+        base = message(self.reason, lang, self.variant)
+        return f"{base} ({self.detail})" if self.detail else base
 
     def as_check_output(self, lang: str = "zh") -> dict[str, object]:
         """The JSON object `tracescan check` prints."""

@@ -156,8 +156,12 @@ class Uplink(threading.Thread):
         sealer: Sealer,
         on_acked: Callable[[list[int]], None],
         stop: threading.Event,
+        *,
+        on_master: Callable[[str, bytes], None] | None = None,
     ) -> None:
         super().__init__(name="uplink", daemon=True)
+        #: receives retained master-data messages: (path after `master/`, payload)
+        self.on_master = on_master
         self.cfg = mqtt_cfg
         self.device = device
         self.sealer = sealer
@@ -225,6 +229,11 @@ class Uplink(threading.Thread):
         rm = getattr(props, "ReceiveMaximum", None) if props is not None else None
         self._receive_max = rm if isinstance(rm, int) else None
         self._connack = True
+
+    def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        _, sep, path = msg.topic.partition("/master/")
+        if sep and path and msg.payload and self.on_master is not None:
+            self.on_master(path, bytes(msg.payload))
 
     def _on_disconnect(
         self, client: mqtt.Client, userdata: object, flags: object, rc: ReasonCode, props: Any
@@ -319,6 +328,7 @@ class Uplink(threading.Thread):
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
+        client.on_message = self._on_message
         # TCP connect and TLS handshake; a blackholed link must not hold an attempt longer.
         client.connect_timeout = min(5.0, float(self.cfg.keepalive))
         return client
@@ -483,6 +493,12 @@ class Uplink(threading.Thread):
             self.topics.status, self._status(reader, online=True), qos=1, retain=True
         )
         status_pending = True
+        if self.on_master is not None:
+            # Retained master data (catalog, relations, blocklist, manifests): per device, and
+            # site-wide where the broker's ACL grants it. Delivered again on every connect;
+            # the daemon ignores versions it already has.
+            site_wide = self.topics.base.rsplit("/", 1)[0]
+            client.subscribe([(f"{self.topics.base}/master/#", 1), (f"{site_wide}/master/#", 1)])
         split = reader.last_rid()
         backlog = _Lane(reader, 0, split)
         live = _Lane(reader, split, None)

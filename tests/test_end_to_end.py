@@ -52,7 +52,8 @@ def test_scans_become_signed_chained_events_and_refusals_go_to_reject(
     codes = unit_codes(20)
     scanner.scan_many(codes[:10])
     scanner.scan("6901234567892")  # commodity barcode
-    scanner.scan(trace_code(DEMO_CASE_PREFIX, 5))  # case code at dispensing
+    scanner.scan(trace_code(DEMO_CASE_PREFIX, 5))  # case code at dispensing: stops the line
+    scanner.scan("TSC:ACK")  # the worker acknowledges with the command barcode
     scanner.write(b"\x00\x01garbage\r")
     scanner.scan_many(codes[10:])
     assert recorder.wait_for(lambda r: len(r.on("event")) >= 20 and len(r.on("reject")) >= 3)
@@ -71,7 +72,11 @@ def test_scans_become_signed_chained_events_and_refusals_go_to_reject(
     assert first["op"] == "dispense"
     assert first["kind"] == "cn20"
     assert first["level"] == "unit"
-    assert first["fields"] == {"product_code": codes[0][:7], "serial": codes[0][7:16]}
+    assert first["fields"] == {
+        "product_code": codes[0][:7],
+        "serial": codes[0][7:16],
+        "bill_type": "323",
+    }
     assert first["prev"] == "0" * 64
     assert first["ts"].endswith("+00:00")
     assert first["doc"] is None

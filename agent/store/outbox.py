@@ -27,7 +27,7 @@ from agent.store.hwm import HighWaterMark
 from agent.store.schema import migrate, prepare
 from agent.store.sealing import Sealer
 
-Topic = Literal["event", "reject", "alert"]
+Topic = Literal["event", "reject", "alert", "report"]
 DB_FILE: Final = "tracescan.db"
 DEFAULT_MAX_BYTES: Final = 512 * 1024 * 1024
 DEFAULT_RETENTION_S: Final = 30 * 86400.0
@@ -66,6 +66,15 @@ class CodeMark:
     mac: bytes
     op: str
     seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class NamedBlob:
+    """A named, versioned blob kept sealed in the store."""
+
+    name: str
+    version: int
+    data: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +179,31 @@ class Store:
         """Keyed hash of a code: the only form in which codes are looked up at rest."""
         return hmac.new(self._index_key, code.encode("utf-8"), hashlib.sha256).digest()[:16]
 
+    def named(self, name: str) -> NamedBlob | None:
+        """A named blob (master data set, context), decrypted."""
+        row = self.conn.execute(
+            "SELECT version, body FROM named WHERE name = ?", (name,)
+        ).fetchone()
+        if row is None:
+            return None
+        return NamedBlob(name, row[0], self.sealer.open_named(name, row[1]))
+
+    def named_like(self, prefix: str) -> list[NamedBlob]:
+        """Every named blob whose name starts with `prefix`."""
+        rows = self.conn.execute(
+            "SELECT name, version, body FROM named WHERE substr(name, 1, ?) = ? ORDER BY name",
+            (len(prefix), prefix),
+        ).fetchall()
+        return [NamedBlob(n, v, self.sealer.open_named(n, b)) for n, v, b in rows]
+
+    def events_since(self, created: float) -> list[bytes]:
+        """Decrypted event payloads stored since `created` (for rebuilding derived state)."""
+        rows = self.conn.execute(
+            "SELECT rid, body FROM outbox WHERE topic = 'event' AND created >= ? ORDER BY rid",
+            (created,),
+        ).fetchall()
+        return [self.sealer.open(rid, body) for rid, body in rows]
+
     def code_state(self, mac: bytes) -> CodeState | None:
         """Recorded state of a code, by its keyed hash."""
         row = self.conn.execute(
@@ -182,7 +216,10 @@ class Store:
         records: Sequence[NewRecord],
         head: ChainHead | None,
         acked: Sequence[int] = (),
+        *,
         marks: Sequence[CodeMark] = (),
+        unmarks: Sequence[bytes] = (),
+        named: Sequence[NamedBlob] = (),
     ) -> list[int]:
         """Append records, move the chain head, record code state and mark acknowledged rows,
         all in one transaction; returns the row ids assigned, in the order of `records`.
@@ -221,9 +258,27 @@ class Store:
                     self.conn.execute(
                         "INSERT INTO codes (mac, last_op, count, last_seq, updated)"
                         " VALUES (?, ?, 1, ?, ?) ON CONFLICT (mac) DO UPDATE SET"
-                        " last_op = excluded.last_op, count = count + 1,"
+                        " count = CASE WHEN last_op = excluded.last_op OR (last_op IN"
+                        " ('dispense', 'sale') AND excluded.last_op IN ('dispense', 'sale'))"
+                        " THEN count + 1 ELSE 1 END, last_op = excluded.last_op,"
                         " last_seq = excluded.last_seq, updated = excluded.updated",
                         (mark.mac, mark.op, mark.seq, now),
+                    )
+                for mac in unmarks:  # an undone scan: its code's count steps back
+                    self.conn.execute(
+                        "UPDATE codes SET count = count - 1, updated = ? WHERE mac = ?", (now, mac)
+                    )
+                    self.conn.execute("DELETE FROM codes WHERE mac = ? AND count <= 0", (mac,))
+                for blob in named:
+                    self.conn.execute(
+                        "INSERT OR REPLACE INTO named (name, version, body, updated)"
+                        " VALUES (?, ?, ?, ?)",
+                        (
+                            blob.name,
+                            blob.version,
+                            self.sealer.seal_named(blob.name, blob.data),
+                            now,
+                        ),
                     )
                 for i in range(0, len(acked), 500):
                     chunk = list(acked[i : i + 500])

@@ -34,7 +34,16 @@ def _v1(db: sqlite_utils.Database) -> None:
     db["meta"].create({"key": str, "value": str}, pk="key")  # type: ignore[union-attr]
 
 
-MIGRATIONS: Final[tuple[Callable[[sqlite_utils.Database], None], ...]] = (_v1,)
+def _v2(db: sqlite_utils.Database) -> None:
+    # Named, sealed blobs: master data sets (versioned) and the scanners' context.
+    db["named"].create(  # type: ignore[union-attr]
+        {"name": str, "version": int, "body": bytes, "updated": float},
+        pk="name",
+        not_null={"version", "body", "updated"},
+    )
+
+
+MIGRATIONS: Final[tuple[Callable[[sqlite_utils.Database], None], ...]] = (_v1, _v2)
 
 
 def prepare(conn: sqlite3.Connection) -> None:

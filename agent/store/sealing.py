@@ -39,20 +39,34 @@ class Sealer:
 
     def seal(self, rid: int, plaintext: bytes) -> bytes:
         """Header, fresh random nonce, then ciphertext and tag, under the newest key."""
-        nonce = os.urandom(NONCE_BYTES)
-        header = bytes((FORMAT,)) + self.current.to_bytes(2, "big")
-        return header + nonce + self._aeads[self.current].encrypt(nonce, plaintext, self._aad(rid))
+        return self._seal(self._aad(rid), plaintext)
 
     def open(self, rid: int, blob: bytes) -> bytes:
         """Decrypt a sealed payload, raising `TamperedRecord` if it does not authenticate."""
+        return self._open(self._aad(rid), blob, f"record {rid}")
+
+    def seal_named(self, name: str, plaintext: bytes) -> bytes:
+        """Seal a named blob (master data, context); the name is the associated data."""
+        return self._seal(b"tracescan/named/" + name.encode(), plaintext)
+
+    def open_named(self, name: str, blob: bytes) -> bytes:
+        """Open a blob sealed with `seal_named` under the same name."""
+        return self._open(b"tracescan/named/" + name.encode(), blob, name)
+
+    def _seal(self, aad: bytes, plaintext: bytes) -> bytes:
+        nonce = os.urandom(NONCE_BYTES)
+        header = bytes((FORMAT,)) + self.current.to_bytes(2, "big")
+        return header + nonce + self._aeads[self.current].encrypt(nonce, plaintext, aad)
+
+    def _open(self, aad: bytes, blob: bytes, what: str) -> bytes:
         if len(blob) < _HEADER + NONCE_BYTES + 16 or blob[0] != FORMAT:
-            raise TamperedRecord(f"record {rid} is not a sealed payload")
+            raise TamperedRecord(f"{what} is not a sealed payload")
         kid = int.from_bytes(blob[1:_HEADER], "big")
         aead = self._aeads.get(kid)
         if aead is None:
-            raise TamperedRecord(f"record {rid} needs data key {kid}, which is not in key_dir")
+            raise TamperedRecord(f"{what} needs data key {kid}, which is not in key_dir")
         nonce = blob[_HEADER : _HEADER + NONCE_BYTES]
         try:
-            return aead.decrypt(nonce, blob[_HEADER + NONCE_BYTES :], self._aad(rid))
+            return aead.decrypt(nonce, blob[_HEADER + NONCE_BYTES :], aad)
         except InvalidTag as exc:
-            raise TamperedRecord(f"record {rid} does not authenticate") from exc
+            raise TamperedRecord(f"{what} does not authenticate") from exc

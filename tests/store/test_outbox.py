@@ -64,7 +64,18 @@ def test_code_state_is_keyed_by_hmac(store: Store, signing_key: Ed25519PrivateKe
     store.write(events, head, marks=[CodeMark(mac, "receive", 1), CodeMark(mac, "dispense", 2)])
     state = store.code_state(mac)
     assert state is not None
-    assert (state.last_op, state.count, state.last_seq) == ("dispense", 2, 2)
+    assert (state.last_op, state.count, state.last_seq) == ("dispense", 1, 2)
+    more, head2 = make_events(store, signing_key, 1)
+    store.write(more, head2, marks=[CodeMark(mac, "sale", 3)])  # dispense and sale count together
+    state = store.code_state(mac)
+    assert state is not None
+    assert (state.last_op, state.count) == ("sale", 2)
+    store.write([], None, unmarks=[mac])
+    state = store.code_state(mac)
+    assert state is not None
+    assert state.count == 1
+    store.write([], None, unmarks=[mac])
+    assert store.code_state(mac) is None
     assert store.code_state(store.mac("81234560000000021234")) is None
 
 

@@ -1,0 +1,109 @@
+"""The stateful rules of the regime, as pure functions over state the store provides.
+
+- Custody transitions: what may follow what for one unit code (a pack sold twice is a 回流
+  signal; dispensing a destroyed pack is nonsense).
+- Split-pack (拆零) allowance: a unit code of a split-dispensed product may be dispensed up to
+  its configured number of parts without counting as a duplicate.
+- Double reads: the same code from the same source inside a short window is absorbed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+#: Operations that take a unit out to a patient or customer.
+DISPENSING: Final = frozenset({"dispense", "sale"})
+
+#: Operations that change who holds the pack. `stock_count` only observes and changes nothing.
+CUSTODY_OPS: Final = frozenset(
+    {
+        "receive",
+        "dispatch",
+        "dispense",
+        "sale",
+        "return_to_supplier",
+        "customer_return",
+        "destroy",
+        "recall",
+    }
+)
+
+_ANY: Final = CUSTODY_OPS | {"stock_count"}
+
+#: last custody operation recorded here -> operations that may follow it. Anything else is
+#: refused: the same operation again is `already_recorded`, a different one `state_conflict`.
+#: A code never seen here may take any operation (it may have been received elsewhere).
+FOLLOWS: Final[dict[str, frozenset[str]]] = {
+    "receive": _ANY - {"receive", "customer_return"},
+    "dispatch": frozenset({"receive", "customer_return", "recall", "stock_count"}),
+    "dispense": frozenset({"customer_return", "recall", "stock_count"}),
+    "sale": frozenset({"customer_return", "recall", "stock_count"}),
+    "return_to_supplier": frozenset({"receive", "recall", "stock_count"}),
+    "customer_return": _ANY - {"receive", "customer_return"},
+    "destroy": frozenset({"stock_count"}),
+    "recall": frozenset({"receive", "destroy", "return_to_supplier", "stock_count"}),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why a stateful rule refuses a scan; `needs_ack` stops the line until acknowledged."""
+
+    reason: str
+    variant: str | None = None
+    needs_ack: bool = False
+    detail: str = ""
+
+
+def custody(op: str, last_op: str | None, count: int, *, parts: int = 1) -> Refusal | None:
+    """Judge `op` for a unit code whose last custody operation here was `last_op`.
+
+    `count` is how many times `last_op` was recorded in a row; `parts` is the split-pack
+    allowance of the product (1 for whole packs).
+    """
+    if last_op is None or op == "stock_count":
+        return None
+    if op in DISPENSING and last_op in DISPENSING:
+        if count < parts:
+            return None  # the next part of a split pack, not a duplicate
+        # The same unit sold or dispensed twice: a sign of a counterfeit or a 回流 pack.
+        return Refusal("already_recorded", "resale", needs_ack=True, detail=last_op)
+    if op in FOLLOWS.get(last_op, _ANY):
+        return None
+    if op == last_op:
+        return Refusal("already_recorded", None, needs_ack=False, detail=last_op)
+    return Refusal("state_conflict", last_op, needs_ack=op in DISPENSING, detail=last_op)
+
+
+class DoubleReadFilter:
+    """Absorbs the same code from the same source inside `window` seconds.
+
+    Scanners fire twice and cameras see one pack in many frames; such repeats are not
+    errors for the worker and are not recorded. Memory is bounded: entries older than the
+    window are dropped as new scans arrive.
+    """
+
+    def __init__(self, window: float = 1.5) -> None:
+        self.window = window
+        self._last: dict[tuple[str, str], float] = {}
+        self.absorbed = 0
+
+    def forget(self, source: str, code: str) -> None:
+        """Drop a read (its scan was refused for storage reasons: a rescan must count)."""
+        self._last.pop((source, code), None)
+
+    def repeat(self, source: str, code: str, at: float) -> bool:
+        """True when this read repeats one inside the window (and is to be absorbed)."""
+        if self.window <= 0:
+            return False
+        key = (source, code)
+        prev = self._last.get(key)
+        self._last[key] = at
+        if len(self._last) > 4096:
+            cutoff = at - self.window
+            self._last = {k: t for k, t in self._last.items() if t >= cutoff}
+        if prev is not None and 0 <= at - prev <= self.window:
+            self.absorbed += 1
+            return True
+        return False

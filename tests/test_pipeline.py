@@ -1,0 +1,355 @@
+"""The rules of the regime, enforced offline at the scan (no broker anywhere in this file)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent import keys
+from agent.config import parse
+from agent.daemon import Agent
+from agent.policy import Decision
+from agent.store import OutboxReader, Sealer
+from drivers import RawScan
+from hardware_sim.workload import DEMO_CASE_PREFIX, DEMO_MIDDLE_PREFIX, trace_code, unit_codes
+
+CATALOG = (
+    "code,level,ratio,name,parts\n"
+    "8123456,unit,1,Amoxicillin 24 caps,1\n"
+    "8123457,middle,10,Amoxicillin x10,1\n"
+    "8123458,case,100,Amoxicillin x100,1\n"
+    "8222222,unit,1,Insulin pen (split x3),3\n"
+    "8333333,unit,1,Ibuprofen,1\n"
+)
+
+
+class Collect:
+    """Feedback output that keeps what the worker would be told."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, Decision, int | None]] = []
+        self.notes: list[str] = []
+
+    def decided(self, scan: RawScan, decision: Decision, seq: int | None) -> None:
+        self.seen.append((scan.text, decision, seq))
+
+    def note(self, scan: RawScan, text: str) -> None:
+        self.notes.append(text)
+        self.seen.append(
+            (scan.text, Decision(scan.text, True, "unknown", "unknown", None, scan.text), None)
+        )
+
+    def last(self) -> Decision:
+        return self.seen[-1][1]
+
+
+class Station:
+    """An agent in this process, scanning through `scan()`."""
+
+    def __init__(self, root: Path, extra: dict[str, Any] | None = None) -> None:
+        self.root = root
+        doc: dict[str, Any] = {
+            "device": {
+                "id": "d1",
+                "site": "s1",
+                "data_dir": "data",
+                "key_dir": "keys",
+                "lang": "en",
+            },
+            "mqtt": {"port": 1},
+            "catalog": {"path": "catalog.csv"},
+            "policy": {"double_read_window": 0.5},
+        }
+        for k, v in (extra or {}).items():
+            doc[k] = {**doc.get(k, {}), **v}
+        self.config = parse(doc, root)
+        self.feedback = Collect()
+        self.agent = Agent(self.config, feedback=[self.feedback])
+        self.clock = 1_800_000_000.0
+
+    def scan(self, text: str, source: str = "s1", gap: float = 1.0) -> Decision:
+        self.clock += gap
+        self.agent.process([RawScan(text, source, self.clock)])
+        return self.feedback.last()
+
+    def request(self, action: str, **params: Any) -> dict[str, Any]:
+        from agent.pipeline import Control  # noqa: PLC0415
+
+        req = Control(action, params)
+        self.agent.process([req])
+        result: dict[str, Any] = req.reply.result(1)
+        return result
+
+    def records(self, topic: str) -> list[dict[str, Any]]:
+        ring = keys.load(self.root / "keys", create=False)
+        reader = OutboxReader(self.root / "data", Sealer(ring.data))
+        rows = [json.loads(r.payload) for r in reader.unsent(0, 100_000) if r.topic == topic]
+        reader.close()
+        return rows
+
+    def close(self) -> None:
+        self.agent.close()
+
+
+@pytest.fixture
+def station(tmp_path: Path) -> Iterator[Callable[..., Station]]:
+    (tmp_path / "catalog.csv").write_text(CATALOG)
+    made: list[Station] = []
+
+    def make(**extra: Any) -> Station:
+        if made:
+            made[-1].close()
+        s = Station(tmp_path, extra)
+        made.append(s)
+        return s
+
+    yield make
+    made[-1].close()
+
+
+def test_events_carry_op_doc_and_bill_type(station: Callable[..., Station]) -> None:
+    st = station()
+    code = unit_codes(1)[0]
+    st.scan("TSC:OP:receive")
+    st.scan("TSC:DOC:PO-2026-001")
+    assert st.scan(code).accepted
+    event = st.records("event")[-1]
+    assert (event["op"], event["doc"], event["fields"]["bill_type"]) == (
+        "receive",
+        "PO-2026-001",
+        "102",
+    )
+    assert st.feedback.notes[-1].startswith("receive")
+
+
+def test_a_unit_dispensed_twice_is_refused_and_stops_the_line_until_acknowledged(
+    station: Callable[..., Station],
+) -> None:
+    st = station()
+    a, b = unit_codes(2)
+    assert st.scan(a).accepted
+    second = st.scan(a)
+    assert second.reason == "already_recorded"
+    assert "returned-to-market" in second.message("en")
+    assert st.scan(b).reason == "awaiting_ack"  # the line is stopped
+    st.scan("TSC:ACK")
+    assert st.scan(b).accepted
+
+
+def test_resale_is_detected_across_restarts(station: Callable[..., Station]) -> None:
+    code = unit_codes(1)[0]
+    assert station().scan(code).accepted
+    assert station().scan(code).reason == "already_recorded"
+
+
+def test_transitions_that_make_sense_are_allowed_and_nonsense_is_refused(
+    station: Callable[..., Station],
+) -> None:
+    st = station()
+    a, b = unit_codes(2)
+    for op, expect in [
+        ("receive", None),
+        ("receive", "already_recorded"),
+        ("dispense", None),
+        ("customer_return", None),
+        ("sale", None),
+        ("customer_return", None),
+        ("destroy", None),
+        ("dispense", "state_conflict"),
+    ]:
+        st.request("ack", source="s1")
+        st.scan(f"TSC:OP:{op}")
+        assert st.scan(a).reason == expect, op
+    st.request("ack", source="s1")
+    st.scan("TSC:OP:stock_count")
+    assert st.scan(a).accepted  # counting observes, whatever happened
+    st.scan("TSC:OP:dispatch")
+    assert st.scan(b).accepted
+    st.scan("TSC:OP:return_to_supplier")
+    assert st.scan(b).reason == "state_conflict"  # we no longer hold it
+
+
+def test_split_pack_units_may_be_dispensed_up_to_their_parts(
+    station: Callable[..., Station],
+) -> None:
+    st = station()
+    pen = trace_code("8222222", 1)
+    assert [st.scan(pen).accepted for _ in range(3)] == [True, True, True]
+    assert st.scan(pen).reason == "already_recorded"
+    st.scan("TSC:ACK")
+    whole = trace_code("8333333", 1)
+    assert st.scan(whole).accepted
+    assert st.scan(whole).reason == "already_recorded"
+
+
+def test_double_reads_are_absorbed_silently(station: Callable[..., Station]) -> None:
+    st = station(operation={"mode": "receive"})
+    code = unit_codes(1)[0]
+    assert st.scan(code).accepted
+    assert st.scan(code, gap=0.1).reason == "duplicate_scan"
+    assert st.scan(code, source="s2", gap=0.1).reason == "already_recorded"  # another scanner
+    assert len(st.records("event")) == 1
+    assert st.agent.pipeline.counters["duplicate_scan"] == 1
+    rejects = [r["reason"] for r in st.records("reject")]
+    assert "duplicate_scan" not in rejects
+
+
+def test_case_and_middle_codes_are_refused_at_dispensing_and_sale(
+    station: Callable[..., Station],
+) -> None:
+    st = station()
+    case, middle = trace_code(DEMO_CASE_PREFIX, 1), trace_code(DEMO_MIDDLE_PREFIX, 1)
+    for op in ("dispense", "sale"):
+        st.scan(f"TSC:OP:{op}")
+        for code in (case, middle):
+            st.request("ack", source="s1")
+            assert st.scan(code).reason == "level_not_allowed", (op, code)
+
+
+def _relations(st: Station, relations: dict[str, list[str]], version: int = 1) -> None:
+    data = json.dumps({"version": version, "relations": relations})
+    assert st.request("master", kind="relations", data=data)["ok"]
+
+
+def test_case_without_relation_data_asks_for_units(station: Callable[..., Station]) -> None:
+    st = station(operation={"mode": "receive"})
+    assert st.scan(trace_code(DEMO_CASE_PREFIX, 9)).reason == "no_aggregation"
+
+
+def test_mixed_and_partial_cases_expand_to_exactly_their_children(
+    station: Callable[..., Station],
+) -> None:
+    st = station(operation={"mode": "receive"})
+    mixed = trace_code(DEMO_CASE_PREFIX, 1)
+    partial = trace_code(DEMO_CASE_PREFIX, 2)
+    middle = trace_code(DEMO_MIDDLE_PREFIX, 1)
+    amox = unit_codes(5, start=100)
+    ibu = [trace_code("8333333", i) for i in range(1, 4)]
+    lone = trace_code("8123456", 900)
+    _relations(st, {mixed: [middle, *ibu], middle: amox, partial: [lone]})
+    assert st.scan(mixed).accepted
+    events = st.records("event")
+    assert sorted(e["code"] for e in events) == sorted(amox + ibu)  # through the middle pack
+    assert {e["fields"]["parent"] for e in events} == {mixed}
+    assert st.scan(partial).accepted
+    assert st.records("event")[-1]["code"] == lone
+    # a unit of the case already received: scanning the case again is refused as a whole
+    assert st.scan(mixed).reason == "already_recorded"
+    assert len(st.records("event")) == 9
+
+
+def test_manifest_mismatch_is_refused_and_reported_when_the_document_closes(
+    station: Callable[..., Station],
+) -> None:
+    st = station(operation={"mode": "receive"})
+    units = unit_codes(6, start=500)
+    case = trace_code(DEMO_CASE_PREFIX, 7)
+    manifest = {
+        "version": 1,
+        "doc": "DN-42",
+        "supplier": "Acme Pharma",
+        "codes": [*units[:3], case],
+        "relations": {case: units[3:5]},
+    }
+    assert st.request("master", kind="manifest", data=json.dumps(manifest))["ok"]
+    st.scan("TSC:DOC:DN-42")
+    assert st.scan(units[0]).accepted
+    assert st.scan(case).accepted  # expands through the manifest's own relations
+    stray = units[5]
+    refused = st.scan(stray)
+    assert refused.reason == "not_in_manifest"
+    assert "DN-42" in refused.message("en")
+    st.scan("TSC:END")
+    report = st.records("report")[-1]
+    assert report["doc"] == "DN-42"
+    assert report["matched"] == sorted([units[0], *units[3:5]])
+    assert report["missing"] == sorted(units[1:3])
+    assert report["unexpected"] == [stray]
+    assert report["counts"] == {"expected": 5, "matched": 3, "missing": 2, "unexpected": 1}
+    assert report["products"]["8123456"] == {"expected": 5, "received": 4}
+
+
+def test_manifest_warn_mode_accepts_and_flags(station: Callable[..., Station]) -> None:
+    st = station(operation={"mode": "receive", "doc": "DN-7"}, policy={"manifest_mode": "warn"})
+    units = unit_codes(2, start=700)
+    st.request(
+        "master",
+        kind="manifest",
+        data=json.dumps({"version": 1, "doc": "DN-7", "codes": units[:1]}),
+    )
+    assert st.scan(units[1]).accepted
+    assert st.records("event")[-1]["fields"]["manifest"] == "unexpected"
+
+
+def test_blocklist_update_while_scanning_applies_at_once_and_survives_restart(
+    station: Callable[..., Station],
+) -> None:
+    st = station()
+    a, b, c = unit_codes(3, start=800)
+    assert st.scan(a).accepted
+    blocklist = {
+        "version": 5,
+        "entries": [{"type": "code", "value": b, "reason": "recall R-2026-11"}],
+    }
+    assert st.request("master", kind="blocklist", data=json.dumps(blocklist))["applied"]
+    refused = st.scan(b)
+    assert refused.reason == "blocked"
+    assert "R-2026-11" in refused.message("en")
+    st.request("ack", source="s1")
+    older = {"version": 4, "entries": []}
+    assert not st.request("master", kind="blocklist", data=json.dumps(older))["applied"]
+    st2 = station()
+    assert st2.scan(b).reason == "blocked"
+    product = {
+        "version": 6,
+        "entries": [{"type": "product", "value": "8123456", "reason": "batch recall"}],
+    }
+    st2.request("ack", source="s1")
+    st2.request("master", kind="blocklist", data=json.dumps(product))
+    assert st2.scan(c).reason == "blocked"
+
+
+def test_bad_master_data_leaves_the_previous_set_in_force(station: Callable[..., Station]) -> None:
+    st = station(operation={"mode": "receive"})
+    case = trace_code(DEMO_CASE_PREFIX, 3)
+    _relations(st, {case: unit_codes(2, start=900)})
+    bad = st.request(
+        "master", kind="relations", data='{"version": 9, "relations": {"x": "not a list"}}'
+    )
+    assert not bad["ok"]
+    assert st.scan(case).accepted
+
+
+def test_undo_voids_the_last_scan_with_a_signed_event(station: Callable[..., Station]) -> None:
+    st = station()
+    code = unit_codes(1, start=950)[0]
+    assert st.scan(code).accepted
+    st.scan("TSC:UNDO")
+    events = st.records("event")
+    assert [e["seq"] for e in events] == [1, 2]
+    assert events[1]["fields"]["void_of"] == 1
+    assert st.scan(code).accepted  # the undone dispense no longer counts
+
+
+def test_receipt_lists_the_sale_documents_codes(station: Callable[..., Station]) -> None:
+    st = station(operation={"mode": "sale"})
+    codes = unit_codes(2, start=990)
+    st.scan("TSC:DOC:R-1")
+    for c in codes:
+        st.scan(c)
+    receipt = st.request("receipt", doc="R-1")
+    assert receipt["codes"] == codes
+    assert codes[0] in receipt["text"]
+
+
+def test_context_survives_restart(station: Callable[..., Station]) -> None:
+    st = station()
+    st.scan("TSC:OP:receive", source="dock")
+    st.scan("TSC:DOC:PO-9", source="dock")
+    st2 = station()
+    ctx = st2.request("contexts")["contexts"]["dock"]
+    assert (ctx["op"], ctx["doc"]) == ("receive", "PO-9")
