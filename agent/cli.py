@@ -131,6 +131,85 @@ def _cmd_pki(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_sheet(args: argparse.Namespace) -> int:
+    from agent import commands  # noqa: PLC0415 - Pillow and python-barcode only for this
+
+    out = Path(args.out)
+    if out.suffix.lower() not in (".png", ".pdf"):
+        print("tracescan sheet: --out must end in .png or .pdf", file=sys.stderr)
+        return EX_USAGE
+    n = commands.render_sheet(out, args.lang)
+    print(f"{out}: {n} command barcodes")
+    return 0
+
+
+# --- ops (issue 8): talking to the running agent over the local API; status ---
+
+
+def _api_call(args: argparse.Namespace, cmd: str, **params: object) -> int:
+    from agent.localapi import ApiClient, ApiError, socket_path  # noqa: PLC0415
+
+    config = _load_config(args.config)
+    try:
+        with ApiClient(socket_path(config.device.data_dir, config.api.socket)) as client:
+            reply = client.call(cmd, **params)
+    except ApiError as exc:
+        print(f"tracescan {cmd}: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(reply, ensure_ascii=False))
+    return 0 if reply.get("ok") else 1
+
+
+def _cmd_mode(args: argparse.Namespace) -> int:
+    params: dict[str, object] = {"op": args.op, "source": args.source}
+    if args.doc is not None:
+        params["doc"] = args.doc
+    return _api_call(args, "mode", **params)
+
+
+def _cmd_ack(args: argparse.Namespace) -> int:
+    if args.source != "*":
+        return _api_call(args, "ack", source=args.source)
+    # No scanner named: release every stopped one (the usual case on a one-scanner counter).
+    from agent.localapi import ApiClient, ApiError, socket_path  # noqa: PLC0415
+
+    config = _load_config(args.config)
+    try:
+        with ApiClient(socket_path(config.device.data_dir, config.api.socket)) as client:
+            contexts = client.call("contexts").get("contexts", {})
+            for source in [s for s, ctx in contexts.items() if ctx.get("held")]:
+                print(json.dumps(client.call("ack", source=source), ensure_ascii=False))
+    except ApiError as exc:
+        print(f"tracescan ack: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    import time  # noqa: PLC0415
+
+    from agent import status  # noqa: PLC0415
+    from agent.localapi import ApiClient, ApiError, socket_path  # noqa: PLC0415
+    from agent.store import Sealer  # noqa: PLC0415
+
+    config = _load_config(args.config)
+    try:
+        with ApiClient(socket_path(config.device.data_dir, config.api.socket)) as client:
+            figures = client.call("status")
+        source = "from the running agent"
+    except ApiError:
+        # The agent is stopped (or its API is off): read the store itself, with the keys.
+        ring = keys.load(config.device.key_dir, create=False)
+        st = status.gather(config.device.data_dir, Sealer(ring.data), config.status, time.time())
+        figures = st.as_dict()
+        source = "agent not reachable; read from the store"
+    if args.json:
+        print(json.dumps(figures, ensure_ascii=False, sort_keys=True))
+    else:
+        print(status.render(figures, source))
+    return 1 if figures.get("alarm") else 0
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tracescan", description="Drug traceability scanning agent")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -156,6 +235,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     pub.add_argument("--config", help="TOML configuration (default: $TRACESCAN_CONFIG)")
     pub.set_defaults(func=_cmd_pubkey)
+    sh = sub.add_parser(
+        "sheet", help="print the command-barcode sheet (operations, end, undo, ack)"
+    )
+    sh.add_argument("--out", required=True, help="PNG or PDF file to write")
+    sh.add_argument("--lang", default="zh", choices=("zh", "en"))
+    sh.set_defaults(func=_cmd_sheet)
+
     kg = sub.add_parser(
         "keygen", help="create missing keys (0700/0600); optionally rotate the data key"
     )
@@ -186,6 +272,22 @@ def _parser() -> argparse.ArgumentParser:
     client = pki_sub.add_parser("client", help="a site bridge (CN = site) or service certificate")
     client.add_argument("client", metavar="NAME")
     pki.set_defaults(func=_cmd_pki)
+
+    # --- ops (issue 8) ---
+    mode = sub.add_parser("mode", help="set the running agent's operation (and document)")
+    mode.add_argument("op", choices=OPERATIONS)
+    mode.add_argument("--doc", help="bill / prescription id ('' clears it)")
+    mode.add_argument("--source", default="*", help="one scanner's name (default: all)")
+    mode.add_argument("--config", help="TOML configuration (default: $TRACESCAN_CONFIG)")
+    mode.set_defaults(func=_cmd_mode)
+    ack = sub.add_parser("ack", help="acknowledge an alert: release a stopped scanner")
+    ack.add_argument("--source", default="*", help="the scanner's name")
+    ack.add_argument("--config", help="TOML configuration (default: $TRACESCAN_CONFIG)")
+    ack.set_defaults(func=_cmd_ack)
+    st = sub.add_parser("status", help="uplink, buffer, scan/upload rates, upload-deadline alarm")
+    st.add_argument("--json", action="store_true", help="one JSON object")
+    st.add_argument("--config", help="TOML configuration (default: $TRACESCAN_CONFIG)")
+    st.set_defaults(func=_cmd_status)
     return p
 
 

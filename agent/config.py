@@ -7,6 +7,7 @@ configuration is printed.
 
 from __future__ import annotations
 
+import datetime as dt
 import difflib
 import re
 import tomllib
@@ -111,11 +112,68 @@ class CatalogConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class PolicyConfig:
+    """The stateful rules of the regime."""
+
+    double_read_window: float = 1.5  # seconds; the same code from the same source is absorbed
+    stop_the_line: bool = True  # 回流 suspicion, blocked, case code at dispensing need an ack
+    manifest_mode: str = "refuse"  # codes not in a receiving document's manifest: refuse | warn
+
+
+@dataclass(frozen=True, slots=True)
+class MasterDataConfig:
+    """Master-data files loaded at start (MQTT updates with a newer version replace them)."""
+
+    relations: Path | None = None
+    blocklist: Path | None = None
+    manifests: tuple[Path, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class StoreConfig:
     """Bounds of the local buffer."""
 
     max_bytes: int = DEFAULT_MAX_BYTES  # unsent records past this: scans refused (buffer_full)
-    retention_days: float = DEFAULT_RETENTION_DAYS  # sent records are kept this long for audit, then pruned
+    retention_days: float = (
+        DEFAULT_RETENTION_DAYS  # sent records are kept this long for audit, then pruned
+    )
+
+
+# --- [feedback], [api], [status] (issue 8) ----------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackConfig:
+    """Worker feedback outputs. Beeper strings are sent as latin-1 bytes ("\u0007" = BEL)."""
+
+    console: bool = True
+    bell: bool = False
+    beeper_accepted: str = ""
+    beeper_refused: str = ""
+    beeper_held: str = ""
+    sound_accepted: Path | None = None
+    sound_refused: Path | None = None
+    sound_held: Path | None = None
+    player: tuple[str, ...] = ("aplay", "-q")
+
+
+@dataclass(frozen=True, slots=True)
+class ApiConfig:
+    """The local API socket (and the optional Prometheus endpoint on localhost)."""
+
+    enabled: bool = True
+    socket: Path | None = None  # default: data_dir/api.sock
+    group: str = "tracescan"  # socket group when it exists (0660)
+    prometheus_port: int = 0  # 0 = off
+
+
+@dataclass(frozen=True, slots=True)
+class StatusConfig:
+    """Compliance figures: the upload deadline in working days, holidays, the rate window."""
+
+    upload_deadline_days: int = 7
+    holidays: tuple[str, ...] = ()  # ISO dates that are not working days
+    window_hours: float = 24.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,12 +186,28 @@ class Config:
     mqtt: MqttConfig
     catalog: CatalogConfig
     store: StoreConfig = StoreConfig()
+    policy: PolicyConfig = PolicyConfig()
+    masterdata: MasterDataConfig = MasterDataConfig()
+    feedback: FeedbackConfig = FeedbackConfig()
+    api: ApiConfig = ApiConfig()
+    status: StatusConfig = StatusConfig()
     source: Path | None = None
 
     def masked(self) -> dict[str, Any]:
         """The configuration as plain data with secrets replaced, safe to print or log."""
         out: dict[str, Any] = {}
-        for section in ("device", "operation", "mqtt", "catalog", "store"):
+        for section in (
+            "device",
+            "operation",
+            "mqtt",
+            "catalog",
+            "store",
+            "policy",
+            "masterdata",
+            "feedback",
+            "api",
+            "status",
+        ):
             values = {
                 f.name: _plain(getattr(getattr(self, section), f.name))
                 for f in fields(getattr(self, section))
@@ -235,6 +309,31 @@ class _Section:
         p = Path(v).expanduser()
         return p if p.is_absolute() else (self.base / p)
 
+    def boolean(self, k: str, default: bool) -> bool:
+        v = self._get(k)
+        if v is None:
+            return default
+        if not isinstance(v, bool):
+            self.problems.append(f"{self.key(k)}: must be true or false, got {type(v).__name__}")
+            return default
+        return v
+
+    def file_list(self, k: str) -> tuple[Path, ...]:
+        v = self._get(k)
+        if v is None:
+            return ()
+        if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+            self.problems.append(f"{self.key(k)}: must be a list of file paths")
+            return ()
+        out = []
+        for x in v:
+            p = Path(x).expanduser()
+            p = p if p.is_absolute() else self.base / p
+            if not p.is_file():
+                self.problems.append(f"{self.key(k)}: file {str(p)!r} does not exist")
+            out.append(p)
+        return tuple(out)
+
     def existing_file(self, k: str) -> Path | None:
         p = self.path(k, None)
         if p is not None and not p.is_file():
@@ -280,7 +379,19 @@ def _scanner_bool(s: _Section, k: str, default: bool) -> bool:
     return v
 
 
-_SECTIONS: Final = ("device", "scanner", "operation", "mqtt", "catalog", "store")
+_SECTIONS: Final = (
+    "device",
+    "scanner",
+    "operation",
+    "mqtt",
+    "catalog",
+    "store",
+    "policy",
+    "masterdata",
+    "feedback",
+    "api",
+    "status",
+)
 
 
 def parse(doc: Mapping[str, object], base: Path) -> Config:
@@ -346,7 +457,7 @@ def parse(doc: Mapping[str, object], base: Path) -> Config:
             fps=s.number("fps", 0.0, 0.0, 240.0),
         )
         if scanner.layout == "calibrated" and scanner.keymap_file is None:
-            problems.append(f"{s.key('keymap_file')}: required with layout = \"calibrated\"")
+            problems.append(f'{s.key("keymap_file")}: required with layout = "calibrated"')
         s.finish()
         scanners.append(scanner)
     names = [sc.name for sc in scanners]
@@ -384,12 +495,30 @@ def parse(doc: Mapping[str, object], base: Path) -> Config:
     catalog = CatalogConfig(path=s.existing_file("path"))
     s.finish()
 
+    s = _Section("policy", doc.get("policy"), problems, base)
+    policy = PolicyConfig(
+        double_read_window=s.number("double_read_window", 1.5, 0.0, 60.0),
+        stop_the_line=s.boolean("stop_the_line", True),
+        manifest_mode=s.choice("manifest_mode", "refuse", ("refuse", "warn")),
+    )
+    s.finish()
+
+    s = _Section("masterdata", doc.get("masterdata"), problems, base)
+    masterdata = MasterDataConfig(
+        relations=s.existing_file("relations"),
+        blocklist=s.existing_file("blocklist"),
+        manifests=s.file_list("manifests"),
+    )
+    s.finish()
+
     s = _Section("store", doc.get("store"), problems, base)
     store = StoreConfig(
         max_bytes=s.integer("max_bytes", DEFAULT_MAX_BYTES, 1 << 20, 1 << 40),
         retention_days=s.number("retention_days", DEFAULT_RETENTION_DAYS, 0.0, 3650.0),
     )
     s.finish()
+
+    feedback, api, status = _ops_sections(doc, problems, base)
 
     if problems:
         raise ConfigError(problems)
@@ -400,7 +529,62 @@ def parse(doc: Mapping[str, object], base: Path) -> Config:
         mqtt=mqtt,
         catalog=catalog,
         store=store,
+        policy=policy,
+        masterdata=masterdata,
+        feedback=feedback,
+        api=api,
+        status=status,
     )
+
+
+_ISO_DATE: Final = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_ARG: Final = re.compile(r"[^\x00]+")
+
+
+def _ops_sections(
+    doc: Mapping[str, object], problems: list[str], base: Path
+) -> tuple[FeedbackConfig, ApiConfig, StatusConfig]:
+    """[feedback], [api] and [status]."""
+    s = _Section("feedback", doc.get("feedback"), problems, base)
+    beeps = {k: s.string(k, "") for k in ("beeper_accepted", "beeper_refused", "beeper_held")}
+    for k, v in beeps.items():
+        if any(ord(c) > 255 for c in v):
+            problems.append(f"{s.key(k)}: only bytes \\u0000..\\u00ff can be sent to a scanner")
+    feedback = FeedbackConfig(
+        console=s.boolean("console", True),
+        bell=s.boolean("bell", False),
+        sound_accepted=s.existing_file("sound_accepted"),
+        sound_refused=s.existing_file("sound_refused"),
+        sound_held=s.existing_file("sound_held"),
+        player=_scanner_list(s, "player", ("aplay", "-q"), _ARG),
+        beeper_accepted=beeps["beeper_accepted"],
+        beeper_refused=beeps["beeper_refused"],
+        beeper_held=beeps["beeper_held"],
+    )
+    s.finish()
+
+    s = _Section("api", doc.get("api"), problems, base)
+    api = ApiConfig(
+        enabled=s.boolean("enabled", True),
+        socket=s.path("socket", None),
+        group=s.string("group", "tracescan"),
+        prometheus_port=s.integer("prometheus_port", 0, 0, 65535),
+    )
+    s.finish()
+
+    s = _Section("status", doc.get("status"), problems, base)
+    status = StatusConfig(
+        upload_deadline_days=s.integer("upload_deadline_days", 7, 1, 365),
+        holidays=_scanner_list(s, "holidays", (), _ISO_DATE),
+        window_hours=s.number("window_hours", 24.0, 0.1, 24.0 * 366),
+    )
+    for day in status.holidays:
+        try:
+            dt.date.fromisoformat(day)
+        except ValueError:
+            problems.append(f"{s.key('holidays')}: {day!r} is not a calendar date")
+    s.finish()
+    return feedback, api, status
 
 
 def load(path: Path) -> Config:

@@ -9,7 +9,6 @@ refused with `buffer_full`, never confirmed.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import os
 import queue
@@ -17,20 +16,22 @@ import signal
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import FrameType
-from typing import Final
+from typing import Any, Final
 
 from agent import keys
 from agent.catalog import Catalog
 from agent.config import Config
-from agent.events import rfc3339, sign_event, sign_reject
-from agent.feedback import ConsoleFeedback, Feedback
-from agent.policy import Decision, assess
+from agent.events import rfc3339, sign_reject
+from agent.feedback import Feedback, build_outputs
+from agent.localapi import LocalApi, socket_path
+from agent.notify import SystemdNotifier
+from agent.pipeline import DEFAULT_SOURCE, Control, Pipeline
+from agent.policy import Decision
 from agent.store import (
     DB_FILE,
     BufferFull,
-    CodeMark,
     Limits,
     NewRecord,
     Sealer,
@@ -55,8 +56,7 @@ class Acked:
     rids: list[int]
 
 
-_Item = RawScan | Acked
-_Outcome = tuple[RawScan, Decision, int | None]
+_Item = RawScan | Acked | Control
 
 
 class Agent:
@@ -64,10 +64,16 @@ class Agent:
 
     def __init__(self, config: Config, feedback: list[Feedback] | None = None) -> None:
         self.config = config
-        self.op = config.operation.mode
-        self.doc = config.operation.doc
+        # --- ops (issue 8): feedback outputs from [feedback] ---
         self.feedback: list[Feedback] = (
-            feedback if feedback is not None else [ConsoleFeedback(config.device.lang)]
+            feedback
+            if feedback is not None
+            else build_outputs(
+                config.feedback,
+                config.device.lang,
+                send=self.send_to_scanner,
+                held=self.stopped_line,
+            )
         )
         self.stop = threading.Event()
         self.inbox: queue.Queue[_Item] = queue.Queue()
@@ -79,18 +85,70 @@ class Agent:
         limits = Limits(config.store.max_bytes, config.store.retention_days * 86400.0)
         self.store = Store(data_dir, self.sealer, index_key=self.keys.index, limits=limits)
         self.catalog = Catalog.load(config.catalog.path) if config.catalog.path else Catalog()
-        self.uplink = Uplink(config.mqtt, config.device, self.sealer, self._acked, self.stop)
+        self.pipeline = Pipeline(config, self.store, self.keys, self.catalog)
+        files = self.pipeline.load_files()
+        if files:
+            self.store.write([], None, named=files)
+        self.uplink = Uplink(
+            config.mqtt, config.device, self.sealer, self._acked, self.stop, on_master=self._master
+        )
         self.scanners: list[threading.Thread] = [
             t
             for sc in config.scanners
             if (t := open_scanner(sc, self.inbox.put, self.stop)) is not None
         ]
         self._next_prune = 0.0
+        # --- ops (issue 8): systemd notify/watchdog and the local API (started by run) ---
+        self.notifier = SystemdNotifier()
+        self._next_ping = 0.0
+        self.api: LocalApi | None = (
+            LocalApi(
+                self,
+                socket_path(data_dir, config.api.socket),
+                config.api.group,
+                config.api.prometheus_port,
+            )
+            if config.api.enabled
+            else None
+        )
+
+    def stopped_line(self, scan: RawScan, decision: Decision) -> bool:
+        """Whether `decision` is the refusal that stopped its scanner (writer thread only)."""
+        ctx = self.pipeline.contexts.get(scan.source)
+        return ctx is not None and ctx.held is decision
+
+    def send_to_scanner(self, source: str, data: bytes) -> bool:
+        """Write beeper/LED command bytes to the scanner named `source`, if it can take them."""
+        for t in self.scanners:
+            send = getattr(t, "send", None)
+            if getattr(t, "source", None) == source and callable(send):
+                return bool(send(data))
+        return False
+
+    def _watchdog(self) -> None:
+        """Tell systemd the main loop is alive (a hung loop stops the pings: restart)."""
+        interval = self.notifier.watchdog_interval
+        if interval is None:
+            return
+        now = time.monotonic()
+        if now >= self._next_ping:
+            self._next_ping = now + interval
+            self.notifier.watchdog()
 
     def close(self) -> None:
         """Release the store and the uplink of an agent that is not (or no longer) running."""
         self.uplink.discard()
         self.store.close()
+
+    def _master(self, path: str, payload: bytes) -> None:
+        """A retained master-data message (uplink thread): apply it on the writer thread."""
+        kind = path.split("/", 1)[0]
+        try:
+            data = payload.decode("utf-8")
+        except UnicodeDecodeError:
+            log.warning("master data on %s is not UTF-8; ignored", path)
+            return
+        self.inbox.put(Control("master", {"kind": kind, "data": data, "origin": f"mqtt {path}"}))
 
     def _acked(self, rids: list[int]) -> None:
         self.inbox.put(Acked(rids))
@@ -98,6 +156,11 @@ class Agent:
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         log.info("received %s: stopping", signal.Signals(signum).name)
         self.stop.set()
+
+    @property
+    def op(self) -> str:
+        """The default operation in force."""
+        return self.pipeline.context(DEFAULT_SOURCE).op
 
     def run(self) -> int:
         """Run until SIGTERM/SIGINT; returns the process exit status."""
@@ -107,6 +170,10 @@ class Agent:
         self.uplink.start()
         for t in self.scanners:
             t.start()
+        # --- ops (issue 8): API, then READY=1: the store is open and scanners are being read ---
+        if self.api is not None and self.api.start():
+            self.feedback.append(self.api.feedback)
+        self.notifier.ready(f"{len(self.scanners)} scanner(s), op {self.op}")
         log.info(
             "tracescan running: device %s/%s, %d scanner(s), op %s, seq %d",
             self.config.device.site,
@@ -118,7 +185,12 @@ class Agent:
         try:
             while not self.stop.is_set():
                 self._pump(block=True)
+                self._watchdog()  # ops (issue 8)
         finally:
+            # --- ops (issue 8) ---
+            self.notifier.stopping()
+            if self.api is not None:
+                self.api.close()
             deadline = time.monotonic() + _STOP_DEADLINE
             for t in self.scanners:
                 t.join(timeout=max(0.0, min(0.5, deadline - time.monotonic())))
@@ -152,54 +224,73 @@ class Agent:
                     log.info("store: pruned %d sent record(s)", pruned)
 
     def process(self, items: list[_Item]) -> None:
-        """Decide every scan in `items` and commit the batch in one transaction."""
-        records: list[NewRecord] = []
-        outcomes: list[_Outcome] = []
-        acked: list[int] = []
-        marks: list[CodeMark] = []
-        head = self.store.head
+        """Decide every item in order and commit the batch in one transaction."""
+        batch = self.pipeline.new_batch()
         for item in items:
             if isinstance(item, Acked):
-                acked.extend(item.rids)
-                continue
-            today = _local_date(item.received_at)
-            decision = assess(item.text, op=self.op, catalog=self.catalog, today=today)
-            if decision.accepted:
-                body = self._envelope(item, decision)
-                body["seq"] = head.seq + 1
-                body["prev"] = head.hash
-                sealed = sign_event(body, self.keys.signing)
-                head = sealed.head
-                records.append(NewRecord("event", sealed.payload, head.seq))
-                marks.append(CodeMark(self.store.mac(decision.text), self.op, head.seq))
-                outcomes.append((item, decision, head.seq))
+                batch.acked.extend(item.rids)
+            elif isinstance(item, Control):
+                self.pipeline.control(batch, item)
             else:
-                records.append(self._reject_record(item, decision))
-                outcomes.append((item, decision, None))
+                self.pipeline.scan(batch, item)
+        head = batch.head if batch.head != self.store.head else None
+        outcomes = batch.outcomes
         try:
-            self.store.write(records, head if head != self.store.head else None, acked, marks)
-        except BufferFull as exc:
-            log.error("store: %s: %d scan(s) refused with buffer_full", exc, len(outcomes))
-            outcomes = self._refuse_all(outcomes)
-            # The refusals and, above all, the PUBACKs still commit: that is how it drains.
-            rejects = [self._reject_record(scan, d) for scan, d, _ in outcomes]
-            self._commit_quietly(rejects, acked)
+            self.store.write(
+                batch.records,
+                head,
+                batch.acked,
+                marks=batch.marks,
+                unmarks=batch.unmarks,
+                named=batch.named,
+            )
         except StoreError as exc:
-            log.error("store: commit failed (%s): %d scan(s) refused", exc, len(outcomes))
-            outcomes = self._refuse_all(outcomes)
-            self._commit_quietly([], acked)
+            full = isinstance(exc, BufferFull)
+            log.error("store: %s: %d scan(s) refused with buffer_full", exc, len(outcomes))
+            self.pipeline.forget(batch)
+            outcomes = [
+                replace(o, decision=o.decision.refused("buffer_full"), seq=None)
+                if o.decision.accepted and o.note is None
+                else o
+                for o in outcomes
+            ]
+            # The refusals and, above all, the PUBACKs still commit when they can: that is
+            # how a full buffer drains.
+            rejects = [
+                self._reject_record(o.scan, o.decision) for o in outcomes if full and o.note is None
+            ]
+            self._commit_quietly(rejects, batch.acked)
+            for reply, _ in batch.replies:
+                reply.set_result({"ok": False, "error": f"not stored: {exc}"})
         else:
-            self._after_commit(acked, records)
-        for scan, decision, seq in outcomes:
+            self._after_commit(batch.acked, batch.records)
+            for reply, result in batch.replies:
+                if not reply.done():
+                    reply.set_result(result)
+        for out in outcomes:
             for fb in self.feedback:
                 try:
-                    fb.decided(scan, decision, seq)
+                    if out.note is not None and out.seq is None and out.decision.accepted:
+                        fb.note(out.scan, out.note)
+                    else:
+                        fb.decided(out.scan, out.decision, out.seq)
                 except Exception:
                     log.exception("feedback output failed")
 
-    @staticmethod
-    def _refuse_all(outcomes: list[_Outcome]) -> list[_Outcome]:
-        return [(s, d.refused("buffer_full") if d.accepted else d, None) for s, d, _ in outcomes]
+    def request(self, action: str, timeout: float = 5.0, **params: Any) -> dict[str, Any]:
+        """Run a control request on the writer thread and wait for its committed result.
+
+        Safe to call from any thread (local API, MQTT master data). Actions: `mode` (op,
+        doc, source), `end` (source), `undo` (source), `ack` (source), `contexts`,
+        `master` (kind, data), `receipt` (doc), `counters`.
+        """
+        req = Control(action, params)
+        self.inbox.put(req)
+        return req.reply.result(timeout)
+
+    def submit(self, scan: RawScan) -> None:
+        """Hand a scan to the pipeline as if a scanner had read it (local API)."""
+        self.inbox.put(scan)
 
     def _commit_quietly(self, records: list[NewRecord], acked: list[int]) -> None:
         """Best-effort commit after a failure; acknowledgements are retried, never lost."""
@@ -246,29 +337,8 @@ class Agent:
             self._after_commit([], records)
 
     def _reject_record(self, scan: RawScan, decision: Decision) -> NewRecord:
-        body = self._envelope(scan, decision)
-        body["reason"] = decision.reason
-        body["message"] = decision.message(self.config.device.lang)
-        return NewRecord("reject", sign_reject(body, self.keys.signing))
-
-    def _envelope(self, scan: RawScan, decision: Decision) -> dict[str, object]:
-        return {
-            "v": 1,
-            "id": str(uuid.uuid4()),
-            "device": self.config.device.id,
-            "site": self.config.device.site,
-            "op": self.op,
-            "code": decision.text,
-            "kind": decision.kind,
-            "level": decision.level,
-            "fields": decision.fields,
-            "ts": rfc3339(scan.received_at),
-            "doc": self.doc,
-        }
-
-
-def _local_date(epoch: float) -> dt.date:
-    return dt.datetime.fromtimestamp(epoch).astimezone().date()
+        ctx = self.pipeline.context(scan.source)
+        return self.pipeline.reject_record(scan, ctx, decision)
 
 
 def run(config: Config) -> int:

@@ -1,9 +1,20 @@
 """`make demo`: a broker, the agent, a virtual scanner and a subscriber, in one command.
 
-A newcomer sees a pharmacy counter at work: trace codes become signed, hash-chained events on
-the broker; a commodity barcode, a case code at dispensing and a misread are refused with the
-reason the worker would see. Finishes by itself with a summary (`TRACESCAN_DEMO_FOREVER=1`
-keeps scanning until Ctrl-C).
+Three scenes, each visible in the output and each verified before the demo says OK:
+
+1. **Pharmacy dispensing.** Unit trace codes become signed, hash-chained events; the commodity
+   barcode and a partial read are refused with the reason the worker sees; a case code (大码)
+   at dispensing stops the line until the worker scans `TSC:ACK`.
+2. **Warehouse receiving.** `TSC:OP:receive` and `TSC:DOC:PO-1001` open a purchase receipt
+   whose supplier manifest (a `[masterdata] manifests` file) lists four packs; three arrive,
+   one pack that is not on the manifest is refused, and `TSC:END` publishes the
+   reconciliation report (matched / missing / unexpected) on `.../report`.
+3. **Network outage.** The broker is stopped mid-shift: scans are still confirmed (they are
+   durable in the encrypted buffer), `status` over the local API shows them waiting; the
+   broker comes back and the backlog is delivered.
+
+Finishes by itself within a minute; exit status 0 only if everything shown was verified
+(`TRACESCAN_DEMO_FOREVER=1` keeps scanning units until Ctrl-C after the scenes).
 """
 
 from __future__ import annotations
@@ -15,8 +26,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+from agent.localapi import ApiClient, ApiError
+from agent.status import render
 from agent.verify import public_key_from_b64, verify_chain
 from hardware_sim.broker import LocalBroker
 from hardware_sim.serial_scanner import VirtualSerialScanner
@@ -44,10 +59,19 @@ mode = "dispense"
 host = "127.0.0.1"
 port = {mqtt_port}
 topic_prefix = "tracescan/v1"
+keepalive = 5
+backoff_initial = 0.2
+backoff_max = 1.0
 
 [catalog]
 path = "{catalog}"
+
+[masterdata]
+manifests = ["{manifest}"]
 """
+
+DOC = "PO-1001"
+GAP = 0.6  # seconds between scans: readable, and beyond the double-read window per code
 
 
 def _show(msg: Received) -> None:
@@ -55,99 +79,231 @@ def _show(msg: Received) -> None:
     kind = msg.topic.rsplit("/", 1)[-1]
     if kind == "event":
         print(
-            f"  broker ← event  seq={obj['seq']:<3} {obj['kind']}/{obj['level']} code={obj['code']}",
+            f"  broker ← event  seq={obj['seq']:<3} {obj['op']:<8} {obj['kind']}/{obj['level']} "
+            f"code={obj['code']}",
             flush=True,
         )
     elif kind == "reject":
         print(f"  broker ← reject {obj['reason']}: {obj['code']!r}", flush=True)
+    elif kind == "report":
+        c = obj["counts"]
+        print(
+            f"  broker ← report {obj['doc']} from {obj['supplier']}: expected {c['expected']}, "
+            f"matched {c['matched']}, missing {c['missing']}, unexpected {c['unexpected']}",
+            flush=True,
+        )
     elif kind == "status":
         print(f"  broker ← status {msg.payload.decode()}", flush=True)
 
 
-def script() -> list[tuple[str, str]]:
-    """What the demo scans, with what a viewer should expect."""
+def pharmacy() -> list[tuple[str, str]]:
+    """Scene 1: what the counter scans, with what a viewer should expect."""
     units = unit_codes(8)
     return [
         (units[0], "a unit pack's trace code"),
         (units[1], "another unit"),
         ("6901234567892", "the commodity barcode (69…) instead of the trace code"),
         (units[2], "a unit"),
-        (trace_code(DEMO_CASE_PREFIX, 1), "a case code (大码) at dispensing"),
+        (trace_code(DEMO_CASE_PREFIX, 1), "a case code (大码) at dispensing: the line stops"),
+        (units[3], "a unit while the line is stopped: refused until acknowledged"),
+        ("TSC:ACK", "the worker acknowledges (command barcode)"),
         ("812345600000", "a partial read"),
-        (units[3], "a unit"),
         (units[4], "a unit"),
         (units[5], "a unit"),
     ]
 
 
+def manifest() -> tuple[dict[str, Any], list[str], str]:
+    """Scene 2's supplier manifest, the packs that arrive, and one pack not on the manifest."""
+    listed = unit_codes(4, start=500)
+    doc = {"version": 1, "doc": DOC, "supplier": "Demo Pharma Wholesale", "codes": listed}
+    return doc, listed[:3], unit_codes(1, start=900)[0]
+
+
+def receiving(arrived: list[str], stray: str) -> list[tuple[str, str]]:
+    """Scene 2: the dock scans."""
+    return [
+        ("TSC:OP:receive", "command barcode: operation = receiving"),
+        (f"TSC:DOC:{DOC}", f"command barcode: open purchase receipt {DOC}"),
+        *((c, "a pack listed on the supplier's manifest") for c in arrived),
+        (stray, "a pack the supplier did not list: refused (not_in_manifest)"),
+        ("TSC:END", "command barcode: close the receipt → reconciliation report"),
+        ("TSC:OP:dispense", "command barcode: back to dispensing"),
+    ]
+
+
+class Demo:
+    """The running pieces and the checks made along the way."""
+
+    def __init__(self, root: Path, broker: LocalBroker, scanner: VirtualSerialScanner) -> None:
+        self.root = root
+        self.broker = broker
+        self.scanner = scanner
+        self.sock = root / "data" / "api.sock"
+        self.checks: list[tuple[str, bool]] = []
+
+    def check(self, what: str, ok: bool) -> None:
+        """Record (and show) one verification."""
+        self.checks.append((what, ok))
+        print(f"  {'✓' if ok else '✗'} {what}", flush=True)
+
+    def play(self, plan: list[tuple[str, str]]) -> None:
+        """Scan each code with a caption."""
+        for code, what in plan:
+            print(f"\n  scanner → {what}: {code}", flush=True)
+            self.scanner.scan(code)
+            time.sleep(GAP)
+
+    def status(self) -> dict[str, Any]:
+        """`status` from the running agent over the local API."""
+        with ApiClient(self.sock) as client:
+            return client.call("status")
+
+    def wait_status(self, predicate: Callable[[dict[str, Any]], bool], timeout: float) -> bool:
+        """Poll the agent's status until `predicate` holds."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if predicate(self.status()):
+                    return True
+            except ApiError:
+                pass
+            time.sleep(0.2)
+        return False
+
+
+def _wait_socket(path: Path, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists():
+            return True
+        time.sleep(0.05)
+    return False
+
+
 def main() -> int:
-    """Run the demo; exit status 0 when every accepted scan arrived with a valid chain."""
+    """Run the demo; exit status 0 only when every scene was verified."""
     forever = os.environ.get("TRACESCAN_DEMO_FOREVER") == "1"
     with tempfile.TemporaryDirectory(prefix="tracescan-demo-") as tmp:
         root = Path(tmp)
         (root / "catalog.csv").write_text(DEMO_CATALOG_CSV, encoding="utf-8")
-        with LocalBroker() as broker, VirtualSerialScanner(root / "ttyScanner") as scanner:
-            cfg = root / "tracescan.toml"
-            cfg.write_text(
-                CONFIG.format(
-                    data=root / "data",
-                    keys=root / "keys",
-                    port=scanner.port,
-                    mqtt_port=broker.port,
-                    catalog=root / "catalog.csv",
-                )
-            )
-            print(
-                f"▶ mosquitto on 127.0.0.1:{broker.port}; virtual scanner at {scanner.slave_path}"
-            )
-            pubkey = subprocess.run(
-                [sys.executable, "-m", "agent", "pubkey", "--config", str(cfg)],
-                check=True,
-                capture_output=True,
-                text=True,
-            ).stdout.strip()
-            print(f"▶ device public key (Ed25519): {pubkey}")
-            recorder = Recorder("127.0.0.1", broker.port, "tracescan/v1/#", on_message=_show)
-            agent = subprocess.Popen([sys.executable, "-m", "agent", "run", "--config", str(cfg)])
-            try:
-                time.sleep(1.0)
-                plan = script()
-                print(
-                    "▶ scanning at the dispensing counter (the agent prints ✔/✘ as the worker sees it)"
-                )
-                n = 0
-                while True:
-                    for code, what in plan:
-                        print(f"\n  scanner → {what}: {code}", flush=True)
-                        scanner.scan(code)
-                        time.sleep(0.6)
-                    n += 1
-                    if not forever:
-                        break
-                    plan = [(c, "a unit") for c in unit_codes(5, start=100 * n)]
-                expected = (
-                    sum(1 for _, what in plan if "unit" in what and "partial" not in what)
-                    if not forever
-                    else 0
-                )
-                recorder.wait_for(lambda r: len(r.on("event")) >= expected, timeout=15)
-            finally:
-                agent.send_signal(signal.SIGTERM)
-                rc = agent.wait(10)
-            time.sleep(0.3)
-            recorder.close()
-            events = sorted(
-                {json.loads(m.payload)["seq"]: m.payload for m in recorder.on("event")}.items()
-            )
-            report = verify_chain([p for _, p in events], public_key_from_b64(pubkey))
-            rejects = [json.loads(m.payload)["reason"] for m in recorder.on("reject")]
-            print("\n══ summary ══")
-            print(f"  events delivered : {len(events)} (seq {report.first_seq}…{report.last_seq})")
-            print(f"  refused scans    : {len(rejects)} ({', '.join(rejects)})")
-            print(
-                f"  signatures+chain : {'verified with the public key alone' if report.ok else report.problems}"
-            )
-            print(f"  agent exit       : {rc} after SIGTERM")
-            ok = report.ok and rc == 0 and len(events) >= 6 and len(rejects) >= 3
-            print("  result           : " + ("OK" if ok else "FAILED"))
-            return 0 if ok else 1
+        doc, arrived, stray = manifest()
+        (root / "manifest.json").write_text(json.dumps(doc), encoding="utf-8")
+        (root / "broker").mkdir()
+        broker = LocalBroker(workdir=root / "broker", persistence=True).start()
+        try:
+            with VirtualSerialScanner(root / "ttyScanner") as scanner:
+                return _run(Demo(root, broker, scanner), forever, arrived, stray)
+        finally:
+            broker.close()
+
+
+def _run(demo: Demo, forever: bool, arrived: list[str], stray: str) -> int:
+    root, broker, scanner = demo.root, demo.broker, demo.scanner
+    cfg = root / "tracescan.toml"
+    cfg.write_text(
+        CONFIG.format(
+            data=root / "data",
+            keys=root / "keys",
+            port=scanner.port,
+            mqtt_port=broker.port,
+            catalog=root / "catalog.csv",
+            manifest=root / "manifest.json",
+        )
+    )
+    print(f"▶ mosquitto on 127.0.0.1:{broker.port}; virtual scanner at {scanner.slave_path}")
+    pubkey = subprocess.run(
+        [sys.executable, "-m", "agent", "pubkey", "--config", str(cfg)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    print(f"▶ device public key (Ed25519): {pubkey}")
+    recorder = Recorder("127.0.0.1", broker.port, "tracescan/v1/#", on_message=_show)
+    agent = subprocess.Popen([sys.executable, "-m", "agent", "run", "--config", str(cfg)])
+    rc: int | None = None
+    try:
+        demo.check("agent up, local API listening", _wait_socket(demo.sock, 15))
+
+        print("\n══ scene 1: pharmacy dispensing (the agent prints ✔/✘ as the worker sees it) ══")
+        demo.play(pharmacy())
+        demo.check(
+            "5 units recorded; the case code stopped the line until TSC:ACK",
+            recorder.wait_for(lambda r: len(r.on("event")) >= 5, timeout=10)
+            and _reasons(recorder)
+            >= {"commodity_barcode", "level_not_allowed", "awaiting_ack", "unknown_format"},
+        )
+
+        print(f"\n══ scene 2: warehouse receiving against the supplier's manifest ({DOC}) ══")
+        demo.play(receiving(arrived, stray))
+        got = recorder.wait_for(lambda r: bool(r.on("report")), timeout=10)
+        report = json.loads(recorder.on("report")[0].payload) if got else {}
+        demo.check(
+            "reconciliation report: 3 matched, 1 missing, 1 unexpected",
+            got
+            and report["counts"] == {"expected": 4, "matched": 3, "missing": 1, "unexpected": 1}
+            and report["unexpected"] == [stray]
+            and "not_in_manifest" in _reasons(recorder),
+        )
+
+        print("\n══ scene 3: network outage — the broker goes away mid-shift ══")
+        before = len(recorder.on("event"))
+        broker.stop()
+        demo.check(
+            "the agent notices the link is down",
+            demo.wait_status(lambda s: s["online"] is False, timeout=10),
+        )
+        demo.play([(c, "a unit during the outage") for c in unit_codes(3, start=300)])
+        waiting = demo.wait_status(lambda s: s["unsent"] >= 3, timeout=10)
+        status = demo.status() if waiting else {}
+        if status:
+            print(render(status, "the running agent, over the local API"))
+        demo.check(
+            "scans confirmed and buffered while offline", waiting and status["online"] is False
+        )
+        print("\n  ▶ the broker is back", flush=True)
+        broker.start()
+        demo.check(
+            "the backlog is delivered once the broker is back",
+            recorder.wait_for(lambda r: len(r.on("event")) >= before + 3, timeout=20)
+            and demo.wait_status(lambda s: s["unsent"] == 0 and s["online"], timeout=10),
+        )
+        print(render(demo.status(), "the running agent, over the local API"))
+
+        n = 0
+        while forever:
+            n += 1
+            demo.play([(c, "a unit") for c in unit_codes(5, start=1000 * n)])
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        try:
+            rc = agent.wait(10)
+        except subprocess.TimeoutExpired:
+            agent.kill()
+            agent.wait()
+        time.sleep(0.3)
+        recorder.close()
+    return _summary(demo, recorder, pubkey, rc)
+
+
+def _reasons(recorder: Recorder) -> set[str]:
+    return {json.loads(m.payload)["reason"] for m in recorder.on("reject")}
+
+
+def _summary(demo: Demo, recorder: Recorder, pubkey: str, rc: int | None) -> int:
+    events = sorted({json.loads(m.payload)["seq"]: m.payload for m in recorder.on("event")}.items())
+    report = verify_chain([p for _, p in events], public_key_from_b64(pubkey))
+    rejects = [json.loads(m.payload)["reason"] for m in recorder.on("reject")]
+    print("\n══ summary ══")
+    print(f"  events delivered : {len(events)} (seq {report.first_seq}…{report.last_seq})")
+    print(f"  refused scans    : {len(rejects)} ({', '.join(rejects)})")
+    print(
+        "  signatures+chain : "
+        + ("verified with the public key alone" if report.ok else str(report.problems))
+    )
+    print(f"  agent exit       : {rc} after SIGTERM")
+    demo.check("every event signed and chained, none missing", report.ok and len(events) == 11)
+    demo.check("agent exited 0 on SIGTERM", rc == 0)
+    ok = all(passed for _, passed in demo.checks)
+    print("  result           : " + ("OK" if ok else "FAILED"))
+    return 0 if ok else 1

@@ -1,0 +1,103 @@
+"""Prometheus text endpoint on localhost (`[api] prometheus_port`): the `status` figures as gauges.
+
+A custom collector computes the figures at scrape time from the store (own read connection)
+and the running daemon, so nothing is counted twice and nothing is kept in sync by hand.
+Bound to 127.0.0.1 only: a site collector (node-exporter textfile, a local Prometheus agent)
+scrapes it; it is not meant to be exposed on the shop network.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector, CollectorRegistry
+
+log = logging.getLogger(__name__)
+
+
+class StatusCollector(Collector):
+    """Turns one `status` dict (see `agent.status.Status.as_dict`) into gauges per scrape."""
+
+    def __init__(self, figures: Callable[[], dict[str, Any]]) -> None:
+        self.figures = figures
+
+    def collect(self) -> Iterator[Metric]:
+        """The gauges for this scrape."""
+        st = self.figures()
+        online = st.get("online")
+        yield _gauge("tracescan_online", "1 when the uplink is connected", 1.0 if online else 0.0)
+        yield _gauge("tracescan_unsent_records", "records waiting for a PUBACK", st["unsent"])
+        yield _gauge(
+            "tracescan_oldest_unsent_seconds",
+            "age of the oldest unsent record",
+            st.get("oldest_unsent_age") or 0.0,
+        )
+        yield _gauge(
+            "tracescan_overdue_events",
+            "accepted events unsent past the upload deadline (working days)",
+            st["overdue"],
+        )
+        per_op = {
+            "accepted": "accepted scans in the status window",
+            "refused": "refused scans in the status window",
+            "uploaded": "accepted scans acknowledged by the broker",
+            "scan_rate": "accepted / (accepted + refused)",
+            "upload_rate": "uploaded / accepted",
+        }
+        for key, doc in per_op.items():
+            fam = GaugeMetricFamily(f"tracescan_{key}", doc, labels=["op"])
+            for op, figs in sorted(st["operations"].items()):
+                if figs[key] is not None:
+                    fam.add_metric([op], float(figs[key]))
+            yield fam
+        fam = GaugeMetricFamily(
+            "tracescan_refused_by_reason",
+            "refused scans in the window by reason",
+            labels=["reason"],
+        )
+        for reason, n in sorted(st["refused_by_reason"].items()):
+            fam.add_metric([reason], float(n))
+        yield fam
+
+
+def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, doc, value=float(value))
+
+
+class MetricsEndpoint:
+    """The HTTP server thread serving `/metrics` on 127.0.0.1."""
+
+    def __init__(self, port: int, figures: Callable[[], dict[str, Any]]) -> None:
+        self.port = port
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(StatusCollector(figures))
+        self._server: WSGIServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> bool:
+        """Listen; False (logged) when the port cannot be bound."""
+        from prometheus_client import start_http_server  # noqa: PLC0415 - only when configured
+
+        try:
+            self._server, self._thread = start_http_server(
+                self.port, addr="127.0.0.1", registry=self.registry
+            )
+        except OSError as exc:
+            log.error("metrics: cannot listen on 127.0.0.1:%d (%s); disabled", self.port, exc)
+            return False
+        log.info("metrics: Prometheus text on http://127.0.0.1:%d/metrics", self.port)
+        return True
+
+    def close(self) -> None:
+        """Stop serving."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            if self._thread is not None:
+                self._thread.join(2.0)
+            self._server = None

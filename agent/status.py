@@ -1,0 +1,241 @@
+"""`tracescan status`: is the site meeting its scan and upload targets and the deadline rule?
+
+Provincial work plans ask for 95–100 % scan rate and 100 % upload rate, and for status updates
+within 7 working days of sale or use. The figures here are computed from the store itself:
+
+- **scan rate** per operation = accepted ÷ (accepted + refused) scan attempts in the window
+  (double reads are absorbed before they are recorded, so they do not count);
+- **upload rate** per operation = accepted events the broker has acknowledged ÷ accepted;
+- **overdue**: accepted events still unsent whose upload deadline (N working days after the
+  day they were stored; weekends and configured holidays do not count) has passed → alarm.
+
+`compute` is pure (records and `now` in, `Status` out), so the deadline arithmetic is tested
+with an injected clock; `gather` is the thin shell that reads a store with its own read-only
+connection (it never touches the daemon's writer connection).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agent.config import StatusConfig
+from agent.export import read_records
+from agent.store import DB_FILE, Sealer
+
+
+@dataclass(frozen=True, slots=True)
+class RecordFacts:
+    """What status needs from one stored record (decrypted by the caller)."""
+
+    topic: str
+    created: float
+    sent: float | None
+    op: str | None = None
+    reason: str | None = None
+    void: bool = False
+
+
+@dataclass(slots=True)
+class OperationFigures:
+    """One operation's counts and rates in the window."""
+
+    accepted: int = 0
+    refused: int = 0
+    uploaded: int = 0
+    undone: int = 0
+    scan_rate: float | None = None
+    upload_rate: float | None = None
+    per_hour: float = 0.0
+
+
+@dataclass(slots=True)
+class Status:
+    """The figures `tracescan status` prints (and the local API returns)."""
+
+    now: float
+    window_hours: float
+    deadline_days: int
+    online: bool | None = None  # None: the daemon could not be asked
+    unsent: int = 0
+    oldest_unsent_age: float | None = None  # seconds
+    overdue: int = 0
+    oldest_overdue: str | None = None  # ISO date the oldest overdue event was stored
+    operations: dict[str, OperationFigures] = field(default_factory=dict)
+    refused_by_reason: dict[str, int] = field(default_factory=dict)
+    counters: dict[str, int] = field(default_factory=dict)  # live counters of a running daemon
+
+    @property
+    def alarm(self) -> bool:
+        """Events are past their upload deadline."""
+        return self.overdue > 0
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data for JSON."""
+        out = asdict(self)
+        out["alarm"] = self.alarm
+        return out
+
+
+def is_working_day(day: dt.date, holidays: frozenset[dt.date]) -> bool:
+    """Monday to Friday and not a configured holiday."""
+    return day.weekday() < 5 and day not in holidays
+
+
+def upload_deadline(stored: dt.date, days: int, holidays: frozenset[dt.date]) -> dt.date:
+    """The last day an event stored on `stored` may still be uploaded in time.
+
+    `days` working days counted from the day after `stored`:
+
+    >>> upload_deadline(dt.date(2026, 11, 20), 7, frozenset())  # a Friday
+    datetime.date(2026, 12, 1)
+    """
+    day = stored
+    left = days
+    while left > 0:
+        day += dt.timedelta(days=1)
+        if is_working_day(day, holidays):
+            left -= 1
+    return day
+
+
+def compute(
+    records: Iterable[RecordFacts],
+    unsent_events: Iterable[float],
+    *,
+    now: float,
+    cfg: StatusConfig,
+    unsent: int = 0,
+    oldest_unsent: float | None = None,
+    tz: dt.tzinfo | None = None,
+) -> Status:
+    """Figures for the window ending at `now` (records), deadline alarm (unsent event times)."""
+    status = Status(now=now, window_hours=cfg.window_hours, deadline_days=cfg.upload_deadline_days)
+    status.unsent = unsent
+    status.oldest_unsent_age = None if oldest_unsent is None else max(0.0, now - oldest_unsent)
+    start = now - cfg.window_hours * 3600.0
+    ops = status.operations
+    for rec in records:
+        if rec.created < start or rec.created > now or rec.op is None:
+            continue
+        figs = ops.setdefault(rec.op, OperationFigures())
+        if rec.topic == "event":
+            if rec.void:
+                figs.undone += 1
+                continue
+            figs.accepted += 1
+            figs.uploaded += rec.sent is not None
+        elif rec.topic == "reject":
+            figs.refused += 1
+            reason = rec.reason or "unknown"
+            status.refused_by_reason[reason] = status.refused_by_reason.get(reason, 0) + 1
+    for figs in ops.values():
+        # An undo withdraws a scan that was accepted: it counts neither way.
+        figs.accepted = max(0, figs.accepted - figs.undone)
+        figs.uploaded = min(figs.uploaded, figs.accepted)
+        attempts = figs.accepted + figs.refused
+        figs.scan_rate = figs.accepted / attempts if attempts else None
+        figs.upload_rate = figs.uploaded / figs.accepted if figs.accepted else None
+        figs.per_hour = figs.accepted / cfg.window_hours
+    holidays = frozenset(dt.date.fromisoformat(d) for d in cfg.holidays)
+    today = dt.datetime.fromtimestamp(now, tz).date()
+    oldest: dt.date | None = None
+    for created in unsent_events:
+        stored = dt.datetime.fromtimestamp(created, tz).date()
+        if today > upload_deadline(stored, cfg.upload_deadline_days, holidays):
+            status.overdue += 1
+            oldest = stored if oldest is None or stored < oldest else oldest
+    status.oldest_overdue = oldest.isoformat() if oldest else None
+    return status
+
+
+def facts(topic: str, created: float, sent: float | None, payload: bytes) -> RecordFacts:
+    """The status-relevant facts of a decrypted record."""
+    try:
+        obj = json.loads(payload)
+    except ValueError:
+        return RecordFacts(topic, created, sent)
+    fields = obj.get("fields")
+    void = isinstance(fields, dict) and "void_of" in fields
+    return RecordFacts(topic, created, sent, obj.get("op"), obj.get("reason"), void)
+
+
+def gather(
+    data_dir: Path, sealer: Sealer, cfg: StatusConfig, now: float, tz: dt.tzinfo | None = None
+) -> Status:
+    """Read the store (read-only, its own connection) and compute the status at `now`."""
+    since = now - cfg.window_hours * 3600.0
+    records = [
+        facts(r.topic, r.created, r.sent, r.payload)
+        for r in read_records(data_dir, sealer, since)
+        if not isinstance(r, str)  # a record that fails authentication is export's business
+    ]
+    conn = sqlite3.connect(f"file:{data_dir / DB_FILE}?mode=ro", uri=True)
+    try:
+        (count, oldest) = conn.execute(
+            "SELECT COUNT(*), MIN(created) FROM outbox WHERE sent IS NULL"
+        ).fetchone()
+        # The deadline concerns accepted scans; `created` is stored in clear, so no decryption.
+        unsent_events = [
+            c
+            for (c,) in conn.execute(
+                "SELECT created FROM outbox WHERE sent IS NULL AND topic = 'event'"
+            )
+        ]
+    finally:
+        conn.close()
+    return compute(
+        records, unsent_events, now=now, cfg=cfg, unsent=count, oldest_unsent=oldest, tz=tz
+    )
+
+
+def _age(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
+def _pct(rate: float | None) -> str:
+    return "-" if rate is None else f"{100 * rate:.1f} %"
+
+
+def render(status: dict[str, Any], source: str) -> str:
+    """The human-readable report for `tracescan status` (from `Status.as_dict()`)."""
+    online = status.get("online")
+    link = "unknown" if online is None else "online" if online else "offline"
+    lines = [f"tracescan status ({source})", f"  uplink          : {link}"]
+    age = status.get("oldest_unsent_age")
+    oldest = f", oldest {_age(age)} old" if age is not None else ""
+    lines.append(f"  buffer          : {status['unsent']} unsent{oldest}")
+    days = status["deadline_days"]
+    if status["overdue"]:
+        lines.append(
+            f"  upload deadline : ALARM — {status['overdue']} event(s) not uploaded within "
+            f"{days} working days (oldest stored {status['oldest_overdue']})"
+        )
+    else:
+        lines.append(f"  upload deadline : ok (nothing unsent past {days} working days)")
+    lines.append(f"  last {status['window_hours']:g} h:")
+    lines.append(
+        f"    {'operation':<20} {'accepted':>8} {'refused':>7} {'scan rate':>9} "
+        f"{'uploaded':>8} {'upload rate':>11} {'per hour':>8}"
+    )
+    for op, f in sorted(status["operations"].items()):
+        lines.append(
+            f"    {op:<20} {f['accepted']:>8} {f['refused']:>7} {_pct(f['scan_rate']):>9} "
+            f"{f['uploaded']:>8} {_pct(f['upload_rate']):>11} {f['per_hour']:>8.1f}"
+        )
+    reasons = status["refused_by_reason"]
+    if reasons:
+        text = ", ".join(f"{r} {n}" for r, n in sorted(reasons.items(), key=lambda x: -x[1]))
+        lines.append(f"  refused by reason: {text}")
+    return "\n".join(lines)

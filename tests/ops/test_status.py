@@ -1,0 +1,118 @@
+"""Status figures against a scripted session, and the upload-deadline alarm with an injected clock."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from pathlib import Path
+
+import pytest
+
+from agent import keys
+from agent.config import StatusConfig, parse
+from agent.daemon import Acked, Agent
+from agent.pipeline import Control
+from agent.status import RecordFacts, compute, gather, render, upload_deadline
+from agent.store import OutboxReader, Sealer
+from drivers import RawScan
+from hardware_sim.workload import DEMO_CATALOG_CSV, unit_codes
+
+UTC = dt.UTC
+
+
+def at(text: str) -> float:
+    """An ISO date-time in UTC as epoch seconds."""
+    return dt.datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp()
+
+
+def test_deadline_counts_working_days_only() -> None:
+    friday = dt.date(2026, 11, 20)
+    assert upload_deadline(friday, 7, frozenset()) == dt.date(2026, 12, 1)
+    # A holiday on the Monday pushes the deadline by one working day.
+    assert upload_deadline(friday, 7, frozenset({dt.date(2026, 11, 23)})) == dt.date(2026, 12, 2)
+    assert upload_deadline(dt.date(2026, 11, 23), 1, frozenset()) == dt.date(2026, 11, 24)
+
+
+def test_alarm_with_an_injected_clock() -> None:
+    stored = at("2026-11-20T10:00:00")  # a Friday
+    cfg = StatusConfig()
+    on_time = compute([], [stored], now=at("2026-12-01T23:59:00"), cfg=cfg, tz=UTC)
+    assert on_time.overdue == 0
+    assert not on_time.alarm
+    late = compute([], [stored], now=at("2026-12-02T00:01:00"), cfg=cfg, tz=UTC)
+    assert late.overdue == 1
+    assert late.alarm
+    assert late.oldest_overdue == "2026-11-20"
+    holiday = StatusConfig(holidays=("2026-11-23",))
+    assert compute([], [stored], now=at("2026-12-02T12:00:00"), cfg=holiday, tz=UTC).overdue == 0
+    three = StatusConfig(upload_deadline_days=3)
+    assert compute([], [stored], now=at("2026-11-26T00:00:00"), cfg=three, tz=UTC).overdue == 1
+    assert "ALARM" in render(late.as_dict(), "test")
+
+
+def test_rates_from_record_facts() -> None:
+    now = at("2026-11-20T12:00:00")
+    records = [
+        RecordFacts("event", now - 60, now - 30, "dispense"),
+        RecordFacts("event", now - 50, None, "dispense"),
+        RecordFacts("event", now - 40, None, "dispense"),
+        RecordFacts("event", now - 30, None, "dispense", void=True),  # undoes one
+        RecordFacts("reject", now - 20, None, "dispense", "commodity_barcode"),
+        RecordFacts("event", now - 48 * 3600, now, "dispense"),  # outside the 24 h window
+    ]
+    st = compute(records, [], now=now, cfg=StatusConfig(), tz=UTC)
+    figs = st.operations["dispense"]
+    assert (figs.accepted, figs.refused, figs.uploaded, figs.undone) == (2, 1, 1, 1)
+    assert figs.scan_rate == pytest.approx(2 / 3)
+    assert figs.upload_rate == pytest.approx(1 / 2)
+
+
+def test_status_of_a_scripted_session(tmp_path: Path) -> None:
+    (tmp_path / "catalog.csv").write_text(DEMO_CATALOG_CSV, encoding="utf-8")
+    config = parse(
+        {
+            "device": {"id": "d1", "site": "s1", "data_dir": "data", "key_dir": "keys"},
+            "mqtt": {"port": 1},
+            "catalog": {"path": "catalog.csv"},
+            "api": {"enabled": False},
+        },
+        tmp_path,
+    )
+    agent = Agent(config, feedback=[])
+    try:
+        units = unit_codes(6)
+        clock = time.time()
+        for i, code in enumerate(units[:4]):
+            agent.process([RawScan(code, "counter", clock + i)])
+        agent.process([RawScan("6901234567892", "counter", clock + 5)])
+        agent.process([RawScan("812345600000", "counter", clock + 6)])
+        agent.process([Control("undo", {"source": "counter"})])  # withdraws units[3]
+        agent.process([Control("mode", {"op": "receive", "source": "dock"})])
+        agent.process([RawScan(units[5], "dock", clock + 7)])
+        reader = OutboxReader(config.device.data_dir, agent.sealer)
+        try:
+            events = [r.rid for r in reader.unsent(0, 100) if r.topic == "event"]
+        finally:
+            reader.close()
+        agent.process([Acked(events[:2])])  # the broker acknowledged the first two
+    finally:
+        agent.close()
+
+    ring = keys.load(tmp_path / "keys", create=False)
+    now = time.time() + 1
+    st = gather(config.device.data_dir, Sealer(ring.data), config.status, now)
+    dispense = st.operations["dispense"]
+    assert (dispense.accepted, dispense.refused, dispense.uploaded) == (3, 2, 2)
+    assert dispense.undone == 1
+    assert dispense.scan_rate == pytest.approx(3 / 5)
+    assert dispense.upload_rate == pytest.approx(2 / 3)
+    assert st.operations["receive"].accepted == 1
+    assert st.refused_by_reason == {"commodity_barcode": 1, "unknown_format": 1}
+    # Unsent: 2 dispense events + the void + the receive event + 2 rejects.
+    assert st.unsent == 6
+    assert st.oldest_unsent_age is not None
+    assert st.overdue == 0
+    # Ten working days later nothing was uploaded: the four unsent events are overdue.
+    later = gather(config.device.data_dir, Sealer(ring.data), config.status, now + 14 * 86400)
+    assert later.overdue == 4
+    assert later.alarm
