@@ -196,18 +196,7 @@ class Config:
     def masked(self) -> dict[str, Any]:
         """The configuration as plain data with secrets replaced, safe to print or log."""
         out: dict[str, Any] = {}
-        for section in (
-            "device",
-            "operation",
-            "mqtt",
-            "catalog",
-            "store",
-            "policy",
-            "masterdata",
-            "feedback",
-            "api",
-            "status",
-        ):
+        for section in (name for name in _SECTIONS if name != "scanner"):
             values = {
                 f.name: _plain(getattr(getattr(self, section), f.name))
                 for f in fields(getattr(self, section))

@@ -15,7 +15,6 @@ import queue
 import signal
 import threading
 import time
-import uuid
 from dataclasses import dataclass, replace
 from types import FrameType
 from typing import Any, Final
@@ -23,7 +22,7 @@ from typing import Any, Final
 from agent import keys
 from agent.catalog import Catalog
 from agent.config import Config
-from agent.events import rfc3339, sign_reject
+from agent.events import sign_reject
 from agent.feedback import Feedback, build_outputs
 from agent.localapi import LocalApi, socket_path
 from agent.notify import SystemdNotifier
@@ -320,11 +319,7 @@ class Agent:
         for text in alerts:
             log.error("ALERT: %s", text)
             body: dict[str, object] = {
-                "v": 1,
-                "id": str(uuid.uuid4()),
-                "device": self.config.device.id,
-                "site": self.config.device.site,
-                "ts": rfc3339(time.time()),
+                **self.pipeline.header(time.time()),
                 "alert": text,
                 "after_seq": self.store.head.seq,
             }

@@ -12,22 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
+from agent.operations import OPERATIONS
+
 #: Operations that take a unit out to a patient or customer.
 DISPENSING: Final = frozenset({"dispense", "sale"})
 
 #: Operations that change who holds the pack. `stock_count` only observes and changes nothing.
-CUSTODY_OPS: Final = frozenset(
-    {
-        "receive",
-        "dispatch",
-        "dispense",
-        "sale",
-        "return_to_supplier",
-        "customer_return",
-        "destroy",
-        "recall",
-    }
-)
+CUSTODY_OPS: Final = frozenset(OPERATIONS) - {"stock_count"}
 
 _ANY: Final = CUSTODY_OPS | {"stock_count"}
 

@@ -106,6 +106,7 @@ class Batch:
     outcomes: list[Outcome] = field(default_factory=list)
     replies: list[tuple[Reply, dict[str, Any]]] = field(default_factory=list)
     pending: dict[bytes, tuple[str | None, int]] = field(default_factory=dict)
+    macs: dict[str, bytes] = field(default_factory=dict)
 
 
 class Pipeline:
@@ -292,10 +293,19 @@ class Pipeline:
         return replace(child, accepted=True, reason=None, fields=fields, input=code)
 
     def _custody(self, batch: Batch, op: str, unit: Decision) -> Refusal | None:
-        mac = self.store.mac(unit.text)
-        last_op, count = batch.pending.get(mac) or _state_tuple(self.store, mac)
+        _, (last_op, count) = self._state(batch, unit.text)
         entry = self.catalog.entry_for(unit.kind, unit.fields)
         return custody(op, last_op, count, parts=entry.parts if entry else 1)
+
+    def _state(self, batch: Batch, code: str) -> tuple[bytes, tuple[str | None, int]]:
+        """The code's keyed hash and custody state as this batch sees it (one lookup each)."""
+        mac = batch.macs.get(code)
+        if mac is None:
+            mac = batch.macs[code] = self.store.mac(code)
+        state = batch.pending.get(mac)
+        if state is None:
+            state = batch.pending[mac] = _state_tuple(self.store, mac)
+        return mac, state
 
     def _accept(self, batch: Batch, scan: RawScan, ctx: ScanContext, unit: Decision) -> None:
         body = self._envelope(scan, ctx.op, ctx.doc, unit)
@@ -305,10 +315,9 @@ class Pipeline:
         batch.head = sealed.head
         seq = sealed.head.seq
         batch.records.append(NewRecord("event", sealed.payload, seq))
-        mac = self.store.mac(unit.text)
+        mac, (last_op, count) = self._state(batch, unit.text)
         if ctx.op != "stock_count":  # a count observes; it changes no custody
             batch.marks.append(CodeMark(mac, ctx.op, seq))
-            last_op, count = batch.pending.get(mac) or _state_tuple(self.store, mac)
             same = last_op == ctx.op or (last_op in DISPENSING and ctx.op in DISPENSING)
             batch.pending[mac] = (ctx.op, count + 1 if same else 1)
         ctx.last.append(Accepted(seq, unit, ctx.op, ctx.doc, mac))
@@ -347,18 +356,24 @@ class Pipeline:
             note = "held"
         batch.outcomes.append(Outcome(scan, decision, None, note=note))
 
-    def _envelope(self, scan: RawScan, op: str, doc: str | None, d: Decision) -> dict[str, Any]:
+    def header(self, at: float) -> dict[str, Any]:
+        """The fields every record this device publishes starts with."""
         return {
             "v": 1,
             "id": str(uuid.uuid4()),
             "device": self.config.device.id,
             "site": self.config.device.site,
+            "ts": rfc3339(at),
+        }
+
+    def _envelope(self, scan: RawScan, op: str, doc: str | None, d: Decision) -> dict[str, Any]:
+        return {
+            **self.header(scan.received_at),
             "op": op,
             "code": d.text,
             "kind": d.kind,
             "level": d.level,
             "fields": {**d.fields, "bill_type": BILL_TYPES[op]},
-            "ts": rfc3339(scan.received_at),
             "doc": doc,
         }
 
@@ -538,11 +553,7 @@ class Pipeline:
         for code in received | unexpected:
             products.setdefault(_product(code), {"expected": 0, "received": 0})["received"] += 1
         report: dict[str, Any] = {
-            "v": 1,
-            "id": str(uuid.uuid4()),
-            "device": self.config.device.id,
-            "site": self.config.device.site,
-            "ts": rfc3339(time.time()),
+            **self.header(time.time()),
             "doc": doc,
             "supplier": manifest.supplier,
             "manifest_version": manifest.version,

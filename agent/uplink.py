@@ -170,6 +170,7 @@ class Uplink(threading.Thread):
         self.topics = Topics.for_device(mqtt_cfg.topic_prefix, device.site, device.id)
         self.connected = threading.Event()
         self.connect_attempts = 0
+        self._unreachable = False  # an outage's first failed attempt was logged
         #: monotonic times of the latest connection losses (tests, diagnostics); bounded, as a
         #: flapping link may run for months
         self.losses: collections.deque[float] = collections.deque(maxlen=1000)
@@ -365,7 +366,14 @@ class Uplink(threading.Thread):
             self._close(client, selector, graceful=False)
             return None
         except OSError as exc:
-            log.info("uplink: cannot reach broker %s (%s)", where, exc)
+            # Once per outage at INFO; the retries of a long outage only at DEBUG.
+            log.log(
+                logging.DEBUG if self._unreachable else logging.INFO,
+                "uplink: cannot reach broker %s (%s); retrying with backoff",
+                where,
+                exc,
+            )
+            self._unreachable = True
             self._close(client, selector, graceful=False)
             return None
         sock = client.socket()
@@ -388,6 +396,7 @@ class Uplink(threading.Thread):
             self._close(client, selector, graceful=False)
             return None
         self.connected.set()
+        self._unreachable = False
         log.info("uplink: connected to %s", where)
         return client
 

@@ -108,3 +108,11 @@ def test_invalid_toml_names_the_file(tmp_path: Path) -> None:
     cfg.write_text("[device\n")
     with pytest.raises(ConfigError, match=r"broken\.toml"):
         load(cfg)
+
+
+def test_the_shipped_example_config_is_valid() -> None:
+    example = Path(__file__).resolve().parent.parent / "config" / "tracescan.toml"
+    c = load(example)
+    assert c.device.id == "station-01"
+    assert c.policy.manifest_mode == "refuse"
+    assert c.store.retention_days == 30
