@@ -89,7 +89,13 @@ class Agent:
         if files:
             self.store.write([], None, named=files)
         self.uplink = Uplink(
-            config.mqtt, config.device, self.sealer, self._acked, self.stop, on_master=self._master
+            config.mqtt,
+            config.device,
+            self.sealer,
+            self._acked,
+            self.stop,
+            on_master=self._master,
+            on_tampered=self._tampered,
         )
         self.scanners: list[threading.Thread] = [
             t
@@ -148,6 +154,10 @@ class Agent:
             log.warning("master data on %s is not UTF-8; ignored", path)
             return
         self.inbox.put(Control("master", {"kind": kind, "data": data, "origin": f"mqtt {path}"}))
+
+    def _tampered(self, rid: int) -> None:
+        """A stored row failed authentication (uplink thread): quarantine it and alert."""
+        self.inbox.put(Control("quarantine", {"rid": rid}))
 
     def _acked(self, rids: list[int]) -> None:
         self.inbox.put(Acked(rids))
@@ -242,6 +252,7 @@ class Agent:
                 marks=batch.marks,
                 unmarks=batch.unmarks,
                 named=batch.named,
+                quarantine=batch.quarantine,
             )
         except StoreError as exc:
             full = isinstance(exc, BufferFull)

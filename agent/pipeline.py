@@ -107,6 +107,7 @@ class Batch:
     replies: list[tuple[Reply, dict[str, Any]]] = field(default_factory=list)
     pending: dict[bytes, tuple[str | None, int]] = field(default_factory=dict)
     macs: dict[str, bytes] = field(default_factory=dict)
+    quarantine: list[int] = field(default_factory=list)
 
 
 class Pipeline:
@@ -487,6 +488,15 @@ class Pipeline:
                 "codes": codes,
                 "text": receipt_text(doc, codes, self.lang),
             }
+        if req.action == "quarantine":
+            rid = int(p["rid"])
+            batch.quarantine.append(rid)
+            text = f"stored record {rid} failed authentication; quarantined, not sent"
+            log.error("ALERT: %s", text)
+            alert = {**self.header(time.time()), "alert": text, "after_seq": batch.head.seq}
+            batch.records.append(NewRecord("alert", sign_reject(alert, self.keys.signing)))
+            self._count("quarantined")
+            return {"ok": True, "rid": rid}
         if req.action == "counters":
             return {"ok": True, "counters": dict(self.counters)}
         raise ValueError(f"unknown action {req.action!r}")

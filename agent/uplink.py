@@ -158,8 +158,11 @@ class Uplink(threading.Thread):
         stop: threading.Event,
         *,
         on_master: Callable[[str, bytes], None] | None = None,
+        on_tampered: Callable[[int], None] | None = None,
     ) -> None:
         super().__init__(name="uplink", daemon=True)
+        #: told about a stored row that failed authentication (it is skipped, not sent)
+        self.on_tampered = on_tampered
         #: receives retained master-data messages: (path after `master/`, payload)
         self.on_master = on_master
         self.cfg = mqtt_cfg
@@ -565,6 +568,12 @@ class Uplink(threading.Thread):
             if row is None:
                 return True
             if row.rid in self._acked:
+                continue
+            if row.tampered:
+                # Never publish what does not authenticate; the daemon quarantines the row.
+                self._acked.add(row.rid)
+                if self.on_tampered is not None:
+                    self.on_tampered(row.rid)
                 continue
             info = client.publish(self.topics.for_record(row.topic), row.payload, qos=1)
             if info.rc != _OK:

@@ -184,3 +184,37 @@ def test_scanner_unplug_and_replug_keeps_the_daemon_running(
     assert agent.proc is not None
     assert agent.proc.poll() is None
     assert agent.terminate() == 0
+
+
+def test_a_tampered_row_is_quarantined_with_an_alert_and_does_not_block_the_rest(
+    agent: AgentProcess, scanner: VirtualSerialScanner, recorder: Recorder, broker: LocalBroker
+) -> None:
+    import sqlite3  # noqa: PLC0415
+
+    from agent.config import load  # noqa: PLC0415
+    from agent.store import DB_FILE  # noqa: PLC0415
+
+    codes = unit_codes(6, start=7000)
+    broker.stop()  # keep everything in the outbox while one row is altered
+    agent.start()
+    _ready(agent)
+    scanner.scan_many(codes)
+    assert agent.wait_for(lambda a: len(a.confirmed()) == 6)
+    assert agent.terminate() == 0
+    db = load(agent.config).device.data_dir / DB_FILE
+    conn = sqlite3.connect(db)
+    (body,) = conn.execute("SELECT body FROM outbox WHERE seq = 3").fetchone()
+    conn.execute("UPDATE outbox SET body = ? WHERE seq = 3", (body[:-1] + bytes([body[-1] ^ 1]),))
+    conn.commit()
+    conn.close()
+    broker.start()
+    agent.start()
+    _ready(agent)
+    assert recorder.wait_for(lambda r: len(_events_by_seq(r)) == 5 and r.on("alert"))
+    assert sorted(_events_by_seq(recorder)) == [1, 2, 4, 5, 6]
+    alert = json.loads(recorder.on("alert")[0].payload)
+    assert "failed authentication" in alert["alert"]
+    assert agent.terminate() == 0
+    conn = sqlite3.connect(db)
+    assert conn.execute("SELECT topic FROM outbox WHERE seq = 3").fetchone() == ("quarantined",)
+    conn.close()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import sqlite3
 import time
 from collections.abc import Sequence
@@ -25,9 +26,11 @@ from agent.events import ZERO_HASH, ChainHead, canonical
 from agent.store import recovery
 from agent.store.hwm import HighWaterMark
 from agent.store.schema import migrate, prepare
-from agent.store.sealing import Sealer
+from agent.store.sealing import Sealer, TamperedRecord
 
-Topic = Literal["event", "reject", "alert", "report"]
+log = logging.getLogger(__name__)
+
+Topic = Literal["event", "reject", "alert", "report", "quarantined"]
 DB_FILE: Final = "tracescan.db"
 DEFAULT_MAX_BYTES: Final = 512 * 1024 * 1024
 DEFAULT_RETENTION_S: Final = 30 * 86400.0
@@ -94,6 +97,7 @@ class OutboxRow:
     rid: int
     topic: Topic
     payload: bytes
+    tampered: bool = False  # failed authentication: never published, quarantined by the daemon
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,7 +177,12 @@ class Store:
                 )
             return ChainHead(self.hwm.value, ZERO_HASH)
         rid, seq, body = row
-        return ChainHead(seq, signed_hash(self.sealer.open(rid, body)))
+        try:
+            return ChainHead(seq, signed_hash(self.sealer.open(rid, body)))
+        except TamperedRecord as exc:
+            # Keep scanning: numbering continues, the chain restarts from zero and says so.
+            self.alerts.append(f"chain head unreadable ({exc}); the chain restarts after seq {seq}")
+            return ChainHead(seq, ZERO_HASH)
 
     def mac(self, code: str) -> bytes:
         """Keyed hash of a code: the only form in which codes are looked up at rest."""
@@ -202,7 +211,13 @@ class Store:
             "SELECT rid, body FROM outbox WHERE topic = 'event' AND created >= ? ORDER BY rid",
             (created,),
         ).fetchall()
-        return [self.sealer.open(rid, body) for rid, body in rows]
+        out = []
+        for rid, body in rows:
+            try:
+                out.append(self.sealer.open(rid, body))
+            except TamperedRecord as exc:
+                log.error("store: %s; left out", exc)
+        return out
 
     def code_state(self, mac: bytes) -> CodeState | None:
         """Recorded state of a code, by its keyed hash."""
@@ -220,6 +235,7 @@ class Store:
         marks: Sequence[CodeMark] = (),
         unmarks: Sequence[bytes] = (),
         named: Sequence[NamedBlob] = (),
+        quarantine: Sequence[int] = (),
     ) -> list[int]:
         """Append records, move the chain head, record code state and mark acknowledged rows,
         all in one transaction; returns the row ids assigned, in the order of `records`.
@@ -279,6 +295,12 @@ class Store:
                             self.sealer.seal_named(blob.name, blob.data),
                             now,
                         ),
+                    )
+                for bad in quarantine:  # kept for forensics, out of the unsent set
+                    self.conn.execute(
+                        "UPDATE outbox SET sent = ?, topic = 'quarantined' WHERE rid = ?"
+                        " AND sent IS NULL",
+                        (now, bad),
                     )
                 for i in range(0, len(acked), 500):
                     chunk = list(acked[i : i + 500])
@@ -354,7 +376,15 @@ class OutboxReader:
             "SELECT rid, topic, body FROM outbox WHERE sent IS NULL AND rid > ? ORDER BY rid LIMIT ?",
             (after_rid, limit),
         ).fetchall()
-        return [OutboxRow(rid, topic, self.sealer.open(rid, body)) for rid, topic, body in rows]
+        return [self._row(rid, topic, body) for rid, topic, body in rows]
+
+    def _row(self, rid: int, topic: Topic, body: bytes) -> OutboxRow:
+        # One altered or undecryptable row must not stop every row behind it from leaving.
+        try:
+            return OutboxRow(rid, topic, self.sealer.open(rid, body))
+        except TamperedRecord as exc:
+            log.error("store: %s; it will be quarantined, not sent", exc)
+            return OutboxRow(rid, topic, b"", tampered=True)
 
     def depth(self) -> Depth:
         """Unsent count and the creation time of the oldest unsent row."""
@@ -373,7 +403,7 @@ class OutboxReader:
             " ORDER BY rid LIMIT ?",
             (after_rid, upto_rid, limit),
         ).fetchall()
-        return [OutboxRow(rid, topic, self.sealer.open(rid, body)) for rid, topic, body in rows]
+        return [self._row(rid, topic, body) for rid, topic, body in rows]
 
     def last_rid(self) -> int:
         """The highest row id stored (0 when empty): where the backlog ends and live rows begin."""

@@ -97,9 +97,11 @@ def test_swapped_or_altered_rows_are_refused(
     conn.commit()
     conn.close()
     reader = OutboxReader(tmp_path, sealer)
-    with pytest.raises(TamperedRecord):
-        reader.unsent(0, 10)
+    rows = reader.unsent(0, 10)
+    assert [(r.tampered, r.payload) for r in rows] == [(True, b""), (True, b"")]
     reader.close()
+    with pytest.raises(TamperedRecord):
+        sealer.open(1, b2)  # the primitive itself refuses the moved body
 
 
 def test_a_flipped_bit_is_refused(tmp_path: Path, store: Store, sealer: Sealer) -> None:
@@ -111,16 +113,18 @@ def test_a_flipped_bit_is_refused(tmp_path: Path, store: Store, sealer: Sealer) 
     conn.commit()
     conn.close()
     reader = OutboxReader(tmp_path, sealer)
-    with pytest.raises(TamperedRecord, match="does not authenticate"):
-        reader.unsent(0, 10)
+    (row,) = reader.unsent(0, 10)
+    assert row.tampered
+    assert row.payload == b""
     reader.close()
+    with pytest.raises(TamperedRecord, match="does not authenticate"):
+        sealer.open(1, flipped)
 
 
 def test_wrong_key_cannot_read(tmp_path: Path, store: Store) -> None:
     store.write([NewRecord("reject", b"z")], None)
     reader = OutboxReader(tmp_path, Sealer(os.urandom(32)))
-    with pytest.raises(TamperedRecord):
-        reader.unsent(0, 10)
+    assert [r.tampered for r in reader.unsent(0, 10)] == [True]
     reader.close()
 
 
@@ -137,6 +141,7 @@ def test_rotated_data_key_keeps_old_rows_readable(tmp_path: Path) -> None:
     assert [r.payload for r in reader.unsent(0, 10)] == [b"old", b"new"]
     reader.close()
     without_old = OutboxReader(tmp_path, Sealer({2: k2}))
-    with pytest.raises(TamperedRecord, match="data key 1"):
-        without_old.unsent(0, 10)
+    assert [r.tampered for r in without_old.unsent(0, 10)] == [True, False]
     without_old.close()
+    with pytest.raises(TamperedRecord, match="data key 1"):
+        Sealer({2: k2}).open(1, Sealer({1: k1}).seal(1, b"old"))
