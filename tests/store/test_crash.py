@@ -1,7 +1,7 @@
 """Crash consistency: kill -9 a process that confirms scans as fast as it can, many times.
 
 After every kill the store must hold every scan confirmed before it, with `seq` gapless from
-1 and the hash chain and signatures intact. (More rounds: `python -m bench crash`.)
+1 and the hash chain and signatures intact. (More rounds: `ROUNDS=500 python -m bench crash`.)
 """
 
 from __future__ import annotations
