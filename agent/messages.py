@@ -4,6 +4,30 @@ from __future__ import annotations
 
 from typing import Final
 
+#: The reasons `assess` (recognition and the level/expiry guard) can give: stateless ones.
+STATELESS_REASONS: Final[tuple[str, ...]] = (
+    "empty",
+    "bad_charset",
+    "bad_length",
+    "bad_check_digit",
+    "bad_date",
+    "gs1_structure",
+    "commodity_barcode",
+    "unknown_format",
+    "expired",
+    "level_not_allowed",
+)
+
+#: SPEC.md's stable reason codes (never renamed); the agent adds more (see MESSAGES).
+SPEC_REASONS: Final[tuple[str, ...]] = (
+    *STATELESS_REASONS,
+    "duplicate_scan",
+    "already_recorded",
+    "blocked",
+    "not_in_manifest",
+    "buffer_full",
+)
+
 #: reason -> (zh, en). Every stable SPEC reason has both languages. A key `reason.variant`
 #: is a more specific sentence for the same reason (e.g. the 69… commodity barcode).
 MESSAGES: Final[dict[str, tuple[str, str]]] = {

@@ -25,22 +25,9 @@ from collections.abc import Callable
 from agent.catalog import Catalog
 from agent.codes import GS
 from agent.codes.gs1 import check_digit_ok
+from agent.messages import STATELESS_REASONS
 from agent.policy import Decision, assess
 
-SPEC_REASONS = frozenset(
-    {
-        "empty",
-        "bad_charset",
-        "bad_length",
-        "bad_check_digit",
-        "bad_date",
-        "gs1_structure",
-        "commodity_barcode",
-        "unknown_format",
-        "expired",
-        "level_not_allowed",
-    }
-)
 SEEDS = (
     "81234560000000011234",
     "89123450000000011234",
@@ -102,7 +89,7 @@ def _problem(d: Decision) -> str | None:
     """What is wrong with a decision, or None when it keeps every invariant."""
     if d.accepted != (d.reason is None):
         return "accepted disagrees with reason"
-    if not d.accepted and d.reason not in SPEC_REASONS:
+    if not d.accepted and d.reason not in STATELESS_REASONS:
         return f"reason {d.reason!r} is not a SPEC reason"
     if not (d.message("zh") and d.message("en")):
         return "missing message"

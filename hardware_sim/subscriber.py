@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 import threading
 import time
 import uuid
@@ -33,6 +34,8 @@ class Recorder:
         port: int,
         pattern: str,
         on_message: Callable[[Received], None] | None = None,
+        *,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.messages: list[Received] = []
         self._cond = threading.Condition()
@@ -45,6 +48,8 @@ class Recorder:
             client_id=f"recorder-{uuid.uuid4().hex[:12]}",
             protocol=mqtt.MQTTv5,
         )
+        if tls is not None:
+            self.client.tls_set_context(tls)
         self.client.reconnect_delay_set(0.05, 0.5)  # type: ignore[arg-type]  # floats work; stubs say int
         self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(pattern, qos=1)
         self.client.on_subscribe = lambda c, u, mid, rcs, p: self._subscribed.set()
@@ -54,6 +59,7 @@ class Recorder:
         self.client.connect(host, port, keepalive=30, clean_start=False, properties=props)
         self.client.loop_start()
         if not self._subscribed.wait(10):
+            self.close()
             raise TimeoutError("subscription not confirmed")
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from agent.catalog import Catalog, CatalogError
 from agent.codes import GS
-from agent.messages import MESSAGES
+from agent.messages import MESSAGES, SPEC_REASONS
 from agent.operations import OPERATIONS
 from agent.policy import assess
 
@@ -23,23 +23,6 @@ CATALOG_CSV = (
     f"{UNIT_GTIN},unit,1,Imported tablets\n"
     f"{CASE_GTIN},case,50,Imported tablets case\n"
 )
-SPEC_REASONS = [
-    "empty",
-    "bad_charset",
-    "bad_length",
-    "bad_check_digit",
-    "bad_date",
-    "gs1_structure",
-    "commodity_barcode",
-    "unknown_format",
-    "expired",
-    "level_not_allowed",
-    "duplicate_scan",
-    "already_recorded",
-    "blocked",
-    "not_in_manifest",
-    "buffer_full",
-]
 
 
 @pytest.fixture

@@ -8,13 +8,10 @@ import queue
 import ssl
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
 
 from agent import pki
 from agent.config import Config, load
@@ -237,53 +234,12 @@ def tls_context(ca: Path, cert: Path | None = None, key: Path | None = None) -> 
     return ctx
 
 
-class TlsRecorder:
+class TlsRecorder(Recorder):
     """A backend subscriber over mutual TLS (the `backend` certificate); records in order."""
 
     def __init__(self, port: int, pki_: Pki, pattern: str = "tracescan/v1/#") -> None:
-        self.messages: list[Received] = []
-        self._cond = threading.Condition()
-        subscribed = threading.Event()
-        self.client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=f"backend-{uuid.uuid4().hex[:8]}",
-            protocol=mqtt.MQTTv5,
-        )
-        self.client.tls_set_context(tls_context(pki_.ca, pki_.backend.cert, pki_.backend.key))
-        self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(pattern, qos=1)
-        self.client.on_subscribe = lambda c, u, mid, rcs, p: subscribed.set()
-        self.client.on_message = self._on_message
-        self.client.connect("127.0.0.1", port, keepalive=30)
-        self.client.loop_start()
-        if not subscribed.wait(10):
-            self.close()
-            raise TimeoutError("backend subscription not confirmed")
-
-    def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
-        with self._cond:
-            self.messages.append(Received(msg.topic, bytes(msg.payload), bool(msg.retain)))
-            self._cond.notify_all()
-
-    def on(self, suffix: str) -> list[Received]:
-        """Messages whose topic ends with `/suffix`."""
-        with self._cond:
-            return [m for m in self.messages if m.topic.endswith("/" + suffix)]
-
-    def wait_for(self, predicate: Callable[[TlsRecorder], bool], timeout: float = 20.0) -> bool:
-        """Wait until `predicate(self)` holds; False on timeout."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while not predicate(self):
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._cond.wait(min(left, 0.2))
-        return True
-
-    def close(self) -> None:
-        """Disconnect."""
-        self.client.disconnect()
-        self.client.loop_stop()
+        ctx = tls_context(pki_.ca, pki_.backend.cert, pki_.backend.key)
+        super().__init__("127.0.0.1", port, pattern, tls=ctx)
 
 
 @pytest.fixture
