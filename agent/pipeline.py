@@ -518,6 +518,10 @@ class Pipeline:
             if acc.op != "stock_count":
                 batch.unmarks.append(acc.mac)
                 batch.pending.pop(acc.mac, None)
+            if acc.doc:  # the voided code leaves the document's receipt and reconciliation
+                if acc.doc in self._doc_codes and acc.decision.text in self._doc_codes[acc.doc]:
+                    self._doc_codes[acc.doc].remove(acc.decision.text)
+                self._received.get(acc.doc, set()).discard(acc.decision.text)
             voided.append(acc.seq)
         ctx.last = []
         self._count("undone")
@@ -525,29 +529,26 @@ class Pipeline:
 
     def _received_for(self, doc: str) -> set[str]:
         if doc not in self._received:
-            got: set[str] = set()
-            for payload in self.store.events_since(time.time() - _REBUILD_WINDOW):
-                obj = json.loads(payload)
-                if obj.get("doc") == doc and obj.get("op") == "receive":
-                    if "void_of" in obj.get("fields", {}):
-                        got.discard(obj["code"])
-                    else:
-                        got.add(obj["code"])
-            self._received[doc] = got
+            since = time.time() - _REBUILD_WINDOW
+            self._received[doc] = set(self._stored_doc_codes(doc, since, op="receive"))
         return self._received[doc]
 
     def _codes_for(self, doc: str) -> list[str]:
         if doc in self._doc_codes:
             return list(self._doc_codes[doc])
+        return self._stored_doc_codes(doc, time.time() - 2 * 86400)
+
+    def _stored_doc_codes(self, doc: str, since: float, op: str | None = None) -> list[str]:
+        """The codes recorded under `doc` (and `op`) since then, voided scans taken out."""
         codes: list[str] = []
-        for payload in self.store.events_since(time.time() - 2 * 86400):
+        for payload in self.store.events_since(since):
             obj = json.loads(payload)
-            if obj.get("doc") == doc:
-                if "void_of" in obj.get("fields", {}):
-                    if obj["code"] in codes:
-                        codes.remove(obj["code"])
-                else:
-                    codes.append(obj["code"])
+            if obj.get("doc") != doc or (op is not None and obj.get("op") != op):
+                continue
+            if "void_of" not in obj.get("fields", {}):
+                codes.append(obj["code"])
+            elif obj["code"] in codes:
+                codes.remove(obj["code"])
         return codes
 
     def _report(self, batch: Batch, doc: str) -> dict[str, Any] | None:

@@ -344,6 +344,9 @@ def test_receipt_lists_the_sale_documents_codes(station: Callable[..., Station])
     receipt = st.request("receipt", doc="R-1")
     assert receipt["codes"] == codes
     assert codes[0] in receipt["text"]
+    st.scan("TSC:UNDO")  # the last sale is voided: it leaves the receipt, now and after restart
+    assert st.request("receipt", doc="R-1")["codes"] == codes[:1]
+    assert station().request("receipt", doc="R-1")["codes"] == codes[:1]
 
 
 def test_context_survives_restart(station: Callable[..., Station]) -> None:
