@@ -243,10 +243,11 @@ class Agent:
             else:
                 self.pipeline.scan(batch, item)
         head = batch.head if batch.head != self.store.head else None
+        records = self.pipeline.sign(batch)
         outcomes = batch.outcomes
         try:
             self.store.write(
-                batch.records,
+                records,
                 head,
                 batch.acked,
                 marks=batch.marks,
@@ -273,7 +274,7 @@ class Agent:
             for reply, _ in batch.replies:
                 reply.set_result({"ok": False, "error": f"not stored: {exc}"})
         else:
-            self._after_commit(batch.acked, batch.records)
+            self._after_commit(batch.acked, records)
             for reply, result in batch.replies:
                 if not reply.done():
                     reply.set_result(result)

@@ -67,6 +67,10 @@ def custody(op: str, last_op: str | None, count: int, *, parts: int = 1) -> Refu
     return Refusal("state_conflict", last_op, needs_ack=op in DISPENSING, detail=last_op)
 
 
+#: Entries the double-read map holds before reads older than the window are swept out.
+_SWEEP_AT: Final = 4096
+
+
 class DoubleReadFilter:
     """Absorbs the same code from the same source inside `window` seconds.
 
@@ -78,6 +82,7 @@ class DoubleReadFilter:
     def __init__(self, window: float = 1.5) -> None:
         self.window = window
         self._last: dict[tuple[str, str], float] = {}
+        self._sweep_at = _SWEEP_AT
         self.absorbed = 0
 
     def forget(self, source: str, code: str) -> None:
@@ -91,9 +96,12 @@ class DoubleReadFilter:
         key = (source, code)
         prev = self._last.get(key)
         self._last[key] = at
-        if len(self._last) > 4096:
+        if len(self._last) > self._sweep_at:
             cutoff = at - self.window
             self._last = {k: t for k, t in self._last.items() if t >= cutoff}
+            # A burst inside the window survives the sweep whole: sweeping again on every
+            # read would cost O(entries) each; wait until the map has doubled instead.
+            self._sweep_at = max(_SWEEP_AT, 2 * len(self._last))
         if prev is not None and 0 <= at - prev <= self.window:
             self.absorbed += 1
             return True

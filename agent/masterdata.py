@@ -100,26 +100,36 @@ class BlockEntry:
     reason: str
 
 
+#: Which field of a code each entry type is compared with.
+_BLOCK_FIELDS: Final = (("batch", "batch"), ("product", "product_code"), ("product", "gtin"))
+
+
 @dataclass(frozen=True, slots=True)
 class Blocklist:
     """Recalled or otherwise blocked codes, batches and products."""
 
     version: int = 0
     entries: tuple[BlockEntry, ...] = ()
+    # (type, value) -> (position, entry) of the first such entry: a scan costs a few lookups,
+    # not a walk through a recall list of thousands.
+    _first: dict[tuple[str, str], tuple[int, BlockEntry]] = field(
+        init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        first: dict[tuple[str, str], tuple[int, BlockEntry]] = {}
+        for i, entry in enumerate(self.entries):
+            first.setdefault((entry.type, entry.value), (i, entry))
+        object.__setattr__(self, "_first", first)
 
     def match(self, code: str, fields: Mapping[str, object]) -> BlockEntry | None:
-        """The entry that blocks this code, if any."""
-        for entry in self.entries:
-            if entry.type == "code" and entry.value == code:
-                return entry
-            if entry.type == "batch" and entry.value == fields.get("batch"):
-                return entry
-            if entry.type == "product" and entry.value in (
-                fields.get("product_code"),
-                fields.get("gtin"),
-            ):
-                return entry
-        return None
+        """The entry that blocks this code, if any (the first in the list when several do)."""
+        if not self._first:
+            return None
+        keys = [("code", code)]
+        keys += [(t, v) for t, name in _BLOCK_FIELDS if isinstance(v := fields.get(name), str)]
+        hits = [hit for key in keys if (hit := self._first.get(key)) is not None]
+        return min(hits, key=lambda hit: hit[0])[1] if hits else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,8 +17,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
 import time
-import uuid
 from collections import OrderedDict
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
@@ -27,13 +27,13 @@ from typing import Any, Final
 from agent import commands, masterdata
 from agent.catalog import Catalog
 from agent.config import Config
-from agent.events import ChainHead, rfc3339, sign_event, sign_reject
+from agent.events import ChainHead, Unsigned, chain_head, prepare, rfc3339, sign_all, sign_reject
 from agent.guards import DISPENSING, DoubleReadFilter, Refusal, custody
 from agent.keys import KeyRing
 from agent.masterdata import Blocklist, Manifest, MasterKind, Relations
 from agent.operations import BILL_TYPES, OPERATIONS, UNIT_ONLY_OPERATIONS
 from agent.policy import Decision, assess
-from agent.store import CodeMark, NamedBlob, NewRecord, Store
+from agent.store import CodeMark, NamedBlob, NewRecord, Store, Topic
 from drivers import RawScan
 
 log = logging.getLogger(__name__)
@@ -93,12 +93,21 @@ class Outcome:
     note: str | None = None  # a non-scan message (command applied, double read absorbed)
 
 
+@dataclass(frozen=True, slots=True)
+class Draft:
+    """A record of the batch, serialised and chained (events) but not yet signed."""
+
+    topic: Topic
+    unsigned: Unsigned
+    seq: int | None = None
+
+
 @dataclass(slots=True)
 class Batch:
     """Everything one transaction will write, plus what to tell afterwards."""
 
     head: ChainHead
-    records: list[NewRecord] = field(default_factory=list)
+    drafts: list[Draft] = field(default_factory=list)
     marks: list[CodeMark] = field(default_factory=list)
     unmarks: list[bytes] = field(default_factory=list)
     named: list[NamedBlob] = field(default_factory=list)
@@ -128,6 +137,7 @@ class Pipeline:
         }
         self._received: dict[str, set[str]] = {}
         self._unexpected: dict[str, set[str]] = {}
+        self._expected: dict[str, tuple[Manifest, Relations, frozenset[str]]] = {}
         self._doc_codes: OrderedDict[str, list[str]] = OrderedDict()
         self.counters: dict[str, int] = {}
         self._catalog_set: masterdata.CatalogSet | None = None  # set by MQTT/API updates
@@ -212,6 +222,24 @@ class Pipeline:
         """An empty batch continuing the chain."""
         return Batch(head=self.store.head)
 
+    def sign(self, batch: Batch) -> list[NewRecord]:
+        """The batch's records, signed all at once (see `sign_all`): what to commit, in order.
+
+        The chain hashes the bytes without `sig`, so every head was settled while deciding
+        and no decision waits for a signature.
+        """
+        payloads = sign_all([d.unsigned for d in batch.drafts], self.keys.signing)
+        return [NewRecord(d.topic, p, d.seq) for d, p in zip(batch.drafts, payloads, strict=True)]
+
+    def _chain(self, batch: Batch, body: dict[str, Any]) -> int:
+        """Append an event body to the batch's chain; its seq."""
+        body["seq"] = seq = batch.head.seq + 1
+        body["prev"] = batch.head.hash
+        unsigned = prepare(body)
+        batch.head = chain_head(body, unsigned)
+        batch.drafts.append(Draft("event", unsigned, seq))
+        return seq
+
     def scan(self, batch: Batch, scan: RawScan) -> None:
         """Decide one scan into the batch."""
         text = scan.text.strip()
@@ -279,7 +307,7 @@ class Pipeline:
                 return refusal, []
         manifest = self.manifests.get(ctx.doc or "") if ctx.op == "receive" else None
         if manifest is not None:
-            expected = manifest.expected_units(self.relations)
+            expected = self._expected_units(manifest)
             strays = [u.text for u in units if u.text not in expected]
             if strays:
                 self._unexpected.setdefault(manifest.doc, set()).update(strays)
@@ -287,6 +315,14 @@ class Pipeline:
                     return Refusal("not_in_manifest", detail=manifest.doc), []
                 units = [replace(u, fields={**u.fields, "manifest": "unexpected"}) for u in units]
         return None, units
+
+    def _expected_units(self, manifest: Manifest) -> frozenset[str]:
+        """The manifest's unit codes, cases expanded; recomputed only when master data changes."""
+        cached = self._expected.get(manifest.doc)
+        if cached is None or cached[0] is not manifest or cached[1] is not self.relations:
+            cached = (manifest, self.relations, manifest.expected_units(self.relations))
+            self._expected[manifest.doc] = cached
+        return cached[2]
 
     def _child(self, parent: Decision, code: str) -> Decision:
         child = assess(code, op="receive", catalog=self.catalog, today=dt.date.min)
@@ -309,13 +345,7 @@ class Pipeline:
         return mac, state
 
     def _accept(self, batch: Batch, scan: RawScan, ctx: ScanContext, unit: Decision) -> None:
-        body = self._envelope(scan, ctx.op, ctx.doc, unit)
-        body["seq"] = batch.head.seq + 1
-        body["prev"] = batch.head.hash
-        sealed = sign_event(body, self.keys.signing)
-        batch.head = sealed.head
-        seq = sealed.head.seq
-        batch.records.append(NewRecord("event", sealed.payload, seq))
+        seq = self._chain(batch, self._envelope(scan, ctx.op, ctx.doc, unit))
         mac, (last_op, count) = self._state(batch, unit.text)
         if ctx.op != "stock_count":  # a count observes; it changes no custody
             batch.marks.append(CodeMark(mac, ctx.op, seq))
@@ -335,10 +365,15 @@ class Pipeline:
 
     def reject_record(self, scan: RawScan, ctx: ScanContext, decision: Decision) -> NewRecord:
         """The signed reject record for a refused scan."""
+        return NewRecord(
+            "reject", sign_reject(self._reject(scan, ctx, decision), self.keys.signing)
+        )
+
+    def _reject(self, scan: RawScan, ctx: ScanContext, decision: Decision) -> dict[str, Any]:
         body = self._envelope(scan, ctx.op, ctx.doc, decision)
         body["reason"] = decision.reason
         body["message"] = decision.message(self.lang)
-        return NewRecord("reject", sign_reject(body, self.keys.signing))
+        return body
 
     def _refuse(
         self,
@@ -349,7 +384,7 @@ class Pipeline:
         *,
         needs_ack: bool = False,
     ) -> None:
-        batch.records.append(self.reject_record(scan, ctx, decision))
+        batch.drafts.append(Draft("reject", prepare(self._reject(scan, ctx, decision))))
         self._count(f"refused.{decision.reason}")
         note = None
         if needs_ack and self.config.policy.stop_the_line:
@@ -361,7 +396,7 @@ class Pipeline:
         """The fields every record this device publishes starts with."""
         return {
             "v": 1,
-            "id": str(uuid.uuid4()),
+            "id": _uuid4(),
             "device": self.config.device.id,
             "site": self.config.device.site,
             "ts": rfc3339(at),
@@ -494,7 +529,7 @@ class Pipeline:
             text = f"stored record {rid} failed authentication; quarantined, not sent"
             log.error("ALERT: %s", text)
             alert = {**self.header(time.time()), "alert": text, "after_seq": batch.head.seq}
-            batch.records.append(NewRecord("alert", sign_reject(alert, self.keys.signing)))
+            batch.drafts.append(Draft("alert", prepare(alert)))
             self._count("quarantined")
             return {"ok": True, "rid": rid}
         if req.action == "counters":
@@ -510,11 +545,7 @@ class Pipeline:
                 scan or RawScan("", "api", time.time()), acc.op, acc.doc, acc.decision
             )
             body["fields"]["void_of"] = acc.seq
-            body["seq"] = batch.head.seq + 1
-            body["prev"] = batch.head.hash
-            sealed = sign_event(body, self.keys.signing)
-            batch.head = sealed.head
-            batch.records.append(NewRecord("event", sealed.payload, sealed.head.seq))
+            self._chain(batch, body)
             if acc.op != "stock_count":
                 batch.unmarks.append(acc.mac)
                 batch.pending.pop(acc.mac, None)
@@ -555,7 +586,7 @@ class Pipeline:
         manifest = self.manifests.get(doc)
         if manifest is None:
             return None
-        expected = manifest.expected_units(self.relations)
+        expected = self._expected_units(manifest)
         received = self._received_for(doc)
         unexpected = self._unexpected.get(doc, set()) - expected
         products: dict[str, dict[str, int]] = {}
@@ -579,7 +610,7 @@ class Pipeline:
             },
             "products": products,
         }
-        batch.records.append(NewRecord("report", sign_reject(report, self.keys.signing)))
+        batch.drafts.append(Draft("report", prepare(report)))
         self._received.pop(doc, None)
         self._unexpected.pop(doc, None)
         self._count("reports")
@@ -614,7 +645,25 @@ def _note_decision(text: str) -> Decision:
 
 
 def _local_date(epoch: float) -> dt.date:
-    return dt.datetime.fromtimestamp(epoch).astimezone().date()
+    return dt.date.fromtimestamp(epoch)
 
 
-__all__ = ["Accepted", "Batch", "Control", "Outcome", "Pipeline", "ScanContext", "receipt_text"]
+def _uuid4() -> str:
+    """`str(uuid.uuid4())` without building a `UUID` object (one per record)."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = raw[6] & 0x0F | 0x40  # version 4
+    raw[8] = raw[8] & 0x3F | 0x80  # RFC 4122 variant
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+__all__ = [
+    "Accepted",
+    "Batch",
+    "Control",
+    "Draft",
+    "Outcome",
+    "Pipeline",
+    "ScanContext",
+    "receipt_text",
+]
