@@ -18,7 +18,7 @@ from typing import Any, TextIO
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from agent.store import DB_FILE, Sealer, TamperedRecord
+from agent.store import DB_FILE, Sealer, TamperedRecord, acks
 from agent.verify import ChainReport, verify_chain, verify_signature
 
 CSV_COLUMNS = ("topic", "seq", "ts", "op", "doc", "code", "kind", "level", "reason", "sent")
@@ -42,11 +42,15 @@ def read_records(
     """Every row in rid order, decrypted; a row that fails authentication yields a problem."""
     conn = sqlite3.connect(f"file:{data_dir / DB_FILE}?mode=ro", uri=True)
     try:
+        conn.execute("BEGIN")  # one snapshot: rows and when they were sent
+        done = acks.load(conn)
         rows = conn.execute(
-            "SELECT rid, topic, seq, created, sent, body FROM outbox WHERE created >= ? ORDER BY rid",
+            "SELECT rid, topic, seq, created, body FROM outbox WHERE created >= ? ORDER BY rid",
             (since or 0.0,),
         )
-        for rid, topic, seq, created, sent, body in rows:
+        for rid, topic, seq, created, body in rows:
+            run = done.find(rid)
+            sent = run.at if run else None
             try:
                 yield StoredRecord(rid, topic, seq, created, sent, sealer.open(rid, body))
             except TamperedRecord as exc:

@@ -26,7 +26,7 @@ from typing import Any
 
 from agent.config import StatusConfig
 from agent.export import read_records
-from agent.store import DB_FILE, Sealer
+from agent.store import DB_FILE, Sealer, acks, unsent_depth, unsent_rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,20 +177,27 @@ def gather(
     ]
     conn = sqlite3.connect(f"file:{data_dir / DB_FILE}?mode=ro", uri=True)
     try:
-        (count, oldest) = conn.execute(
-            "SELECT COUNT(*), MIN(created) FROM outbox WHERE sent IS NULL"
-        ).fetchone()
+        conn.execute("BEGIN")
+        done = acks.load(conn)
+        depth = unsent_depth(conn, done)
         # The deadline concerns accepted scans; `created` is stored in clear, so no decryption.
         unsent_events = [
-            c
-            for (c,) in conn.execute(
-                "SELECT created FROM outbox WHERE sent IS NULL AND topic = 'event'"
+            created
+            for created, topic in unsent_rows(
+                conn, done, 0, 2**63 - 1, limit=2**62, columns="created, topic"
             )
+            if topic == "event"
         ]
     finally:
         conn.close()
     return compute(
-        records, unsent_events, now=now, cfg=cfg, unsent=count, oldest_unsent=oldest, tz=tz
+        records,
+        unsent_events,
+        now=now,
+        cfg=cfg,
+        unsent=depth.unsent,
+        oldest_unsent=depth.oldest_created,
+        tz=tz,
     )
 
 

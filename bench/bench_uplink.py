@@ -35,7 +35,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from agent import keys
 from agent.config import load
 from agent.events import rfc3339, sign_event
-from agent.store import Limits, NewRecord, OutboxReader, Sealer, Store
+from agent.store import Limits, NewRecord, OutboxReader, Sealer, Store, acks, unsent_depth
 from hardware_sim.broker import LocalBroker
 from hardware_sim.serial_scanner import VirtualSerialScanner
 from hardware_sim.workload import unit_codes
@@ -178,7 +178,7 @@ class Drain:
 
 
 def _unsent(db: sqlite3.Connection) -> int:
-    return int(db.execute("SELECT COUNT(*) FROM outbox WHERE sent IS NULL").fetchone()[0])
+    return unsent_depth(db, acks.load(db)).unsent
 
 
 def _live_rows(db: sqlite3.Connection, backlog: int) -> int:
@@ -247,22 +247,21 @@ def drain(
         sub.disconnect()
         sub.loop_stop()
     # The backlog is drained when its last row is marked sent (the daemon's own timestamp).
-    last_sent = db.execute(
-        "SELECT MAX(sent) FROM outbox WHERE rid <= ?", (backlog_end,)
-    ).fetchone()[0]
+    done = acks.load(db)
+    last_sent = max(run.at for run in done if run.lo <= backlog_end)
     seconds = last_sent - online.at
     waits: list[float] = []
     overtook: list[int] = []
     rows = db.execute(
-        "SELECT rid, created, sent FROM outbox WHERE topic = 'event' AND seq > ? ORDER BY rid",
+        "SELECT rid, created FROM outbox WHERE topic = 'event' AND seq > ? ORDER BY rid",
         (total,),
     ).fetchall()
-    for rid, created, sent in rows:
-        waits.append(sent - created)
+    for rid, created in rows:
+        run = done.find(rid)
+        assert run is not None
+        waits.append(run.at - created)
         overtook.append(
-            db.execute(
-                "SELECT COUNT(*) FROM outbox WHERE rid < ? AND sent > ?", (rid, sent)
-            ).fetchone()[0]
+            sum(min(r.hi, rid - 1) - r.lo + 1 for r in done if r.at > run.at and r.lo < rid)
         )
     db.close()
     return Drain(seconds, total, hwm, waits, overtook)

@@ -1,5 +1,6 @@
 """agent/store: the single owner of SQLite; encrypted outbox, code state, sequence and chain."""
 
+from agent.store import acks
 from agent.store.outbox import (
     DB_FILE,
     BufferFull,
@@ -15,6 +16,8 @@ from agent.store.outbox import (
     StoreError,
     Topic,
     signed_hash,
+    unsent_depth,
+    unsent_rows,
 )
 from agent.store.sealing import Sealer, TamperedRecord
 
@@ -34,5 +37,8 @@ __all__ = [
     "StoreError",
     "TamperedRecord",
     "Topic",
+    "acks",
     "signed_hash",
+    "unsent_depth",
+    "unsent_rows",
 ]

@@ -20,10 +20,10 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 from agent.events import ZERO_HASH, ChainHead, canonical
-from agent.store import recovery
+from agent.store import acks, recovery
 from agent.store.hwm import HighWaterMark
 from agent.store.schema import migrate, prepare
 from agent.store.sealing import Sealer, TamperedRecord
@@ -114,6 +114,46 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
+def _last_rid(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("SELECT COALESCE(MAX(rid), 0) FROM outbox").fetchone()[0])
+
+
+def unsent_rows(
+    conn: sqlite3.Connection,
+    done: acks.AckRuns,
+    after: int,
+    upto: int,
+    *,
+    limit: int,
+    columns: str,
+) -> list[tuple[Any, ...]]:
+    """Up to `limit` rows with `after` < rid <= `upto` that are not done, in rid order.
+
+    Unsent rows are never deleted, so each gap between done runs is one rowid range scan.
+    """
+    out: list[tuple[Any, ...]] = []
+    for lo, hi in done.gaps(after, upto):
+        out += conn.execute(
+            f"SELECT {columns} FROM outbox WHERE rid BETWEEN ? AND ? ORDER BY rid LIMIT ?",  # noqa: S608 - callers pass column names
+            (lo, hi, limit - len(out)),
+        ).fetchall()
+        if len(out) >= limit:
+            break
+    return out
+
+
+def unsent_depth(conn: sqlite3.Connection, done: acks.AckRuns) -> Depth:
+    """Unsent count and the creation time of the oldest unsent row (the lowest rid)."""
+    count, oldest = 0, None
+    for lo, hi in done.gaps(0, _last_rid(conn)):
+        n, first = conn.execute(
+            "SELECT COUNT(*), MIN(created) FROM outbox WHERE rid BETWEEN ? AND ?", (lo, hi)
+        ).fetchone()
+        count += n
+        oldest = first if oldest is None else oldest
+    return Depth(count, oldest)
+
+
 def signed_hash(payload: bytes) -> str:
     """SHA-256 of an event's signed bytes (the payload without `sig`): the next `prev`."""
     obj = json.loads(payload)
@@ -156,12 +196,16 @@ class Store:
             self.conn = _connect(self.path)
             prepare(self.conn)
             migrate(self.conn)
-            row = self.conn.execute("SELECT COALESCE(MAX(rid), 0) FROM outbox").fetchone()
-            self._last_rid: int = row[0]
+            self._last_rid = _last_rid(self.conn)
             self.head = self._derive_head()
-            (self.unsent_bytes,) = self.conn.execute(
-                "SELECT COALESCE(SUM(length(body)), 0) FROM outbox WHERE sent IS NULL"
-            ).fetchone()
+            self.done = acks.load(self.conn)
+            self.unsent_bytes = sum(
+                self.conn.execute(
+                    "SELECT COALESCE(SUM(length(body)), 0) FROM outbox WHERE rid BETWEEN ? AND ?",
+                    gap,
+                ).fetchone()[0]
+                for gap in self.done.gaps(0, self._last_rid)
+            )
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: {exc}") from exc
 
@@ -297,19 +341,17 @@ class Store:
                         ),
                     )
                 for bad in quarantine:  # kept for forensics, out of the unsent set
-                    self.conn.execute(
-                        "UPDATE outbox SET sent = ?, topic = 'quarantined' WHERE rid = ?"
-                        " AND sent IS NULL",
-                        (now, bad),
-                    )
-                for i in range(0, len(acked), 500):
-                    chunk = list(acked[i : i + 500])
-                    marks_sql = ",".join("?" * len(chunk))
-                    sql = (
-                        f"UPDATE outbox SET sent = ? WHERE rid IN ({marks_sql})"  # noqa: S608 - placeholders only
-                        " AND sent IS NULL RETURNING length(body)"
-                    )
-                    released += sum(n for (n,) in self.conn.execute(sql, (now, *chunk)).fetchall())
+                    if self.done.find(bad) is None:
+                        self.conn.execute(
+                            "UPDATE outbox SET topic = 'quarantined' WHERE rid = ?", (bad,)
+                        )
+                runs = self.done.new_runs([*acked, *quarantine], now)
+                for run in runs:
+                    released += self.conn.execute(
+                        "SELECT COALESCE(SUM(length(body)), 0) FROM outbox WHERE rid BETWEEN ? AND ?",
+                        (run.lo, run.hi),
+                    ).fetchone()[0]
+                last_n = acks.record(self.conn, runs)
                 self.conn.execute("COMMIT")
             except BaseException:
                 if self.conn.in_transaction:
@@ -320,6 +362,9 @@ class Store:
         except OSError as exc:  # the high-water mark could not be written (disk full, ...)
             raise StoreError(f"{self.hwm.path}: {exc.strerror or exc}") from exc
         self._last_rid = rid
+        for run in runs:
+            self.done.add(run)
+        self.done.last_n = max(self.done.last_n, last_n)
         self.unsent_bytes += added - released
         if head is not None:
             self.head = head
@@ -330,22 +375,29 @@ class Store:
         is over its byte bound. Unsent records and the newest event (the chain head) stay.
         Returns how many rows went."""
         now = time.time() if now is None else now
-        keep = "(SELECT COALESCE(MAX(rid), 0) FROM outbox WHERE topic = 'event')"
+        cutoff = now - self.limits.retention_s
+        (keep,) = self.conn.execute(
+            "SELECT COALESCE(MAX(rid), 0) FROM outbox WHERE topic = 'event'"
+        ).fetchone()
+        delete = "DELETE FROM outbox WHERE rid BETWEEN ? AND ? AND rid != ?"
         removed = 0
         try:
-            cur = self.conn.execute(
-                f"DELETE FROM outbox WHERE sent IS NOT NULL AND sent < ? AND rid < {keep}",  # noqa: S608 - constant
-                (now - self.limits.retention_s,),
-            )
-            removed += cur.rowcount
-            while self.used_bytes() > self.limits.max_bytes:
-                cur = self.conn.execute(
-                    "DELETE FROM outbox WHERE rid IN (SELECT rid FROM outbox"  # noqa: S608 - constant
-                    f" WHERE sent IS NOT NULL AND rid < {keep} ORDER BY rid LIMIT 1000)"
-                )
-                if cur.rowcount <= 0:
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                for run in self.done:
+                    if run.at < cutoff:
+                        removed += self.conn.execute(delete, (run.lo, run.hi, keep)).rowcount
+                acks.compact(self.conn, self.done, cutoff)
+                self.conn.execute("COMMIT")
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            finally:
+                self.done = acks.load(self.conn)
+            for run in self.done:  # oldest first, each its own transaction
+                if self.used_bytes() <= self.limits.max_bytes:
                     break
-                removed += cur.rowcount
+                removed += self.conn.execute(delete, (run.lo, run.hi, keep)).rowcount
         except sqlite3.Error as exc:
             raise StoreError(str(exc)) from exc
         return removed
@@ -364,19 +416,27 @@ class Store:
 
 
 class OutboxReader:
-    """A read connection for the uplink: unsent rows in order, and the buffer depth."""
+    """A read connection for the uplink: unsent rows in order, and the buffer depth.
+
+    Each call reads in one snapshot: the done runs appended since the last call, then the rows.
+    """
 
     def __init__(self, data_dir: Path, sealer: Sealer) -> None:
         self.conn = _connect(data_dir / DB_FILE)
         self.sealer = sealer
+        self.done = acks.AckRuns()
+
+    def _snapshot(self) -> None:
+        self.conn.execute("BEGIN")
+        self.done.refresh(self.conn)
+
+    def _end(self) -> None:
+        if self.conn.in_transaction:
+            self.conn.execute("COMMIT")
 
     def unsent(self, after_rid: int, limit: int) -> list[OutboxRow]:
         """Up to `limit` unsent rows with rid > `after_rid`, in rid order, decrypted."""
-        rows = self.conn.execute(
-            "SELECT rid, topic, body FROM outbox WHERE sent IS NULL AND rid > ? ORDER BY rid LIMIT ?",
-            (after_rid, limit),
-        ).fetchall()
-        return [self._row(rid, topic, body) for rid, topic, body in rows]
+        return self.unsent_between(after_rid, 2**63 - 1, limit)
 
     def _row(self, rid: int, topic: Topic, body: bytes) -> OutboxRow:
         # One altered or undecryptable row must not stop every row behind it from leaving.
@@ -388,38 +448,35 @@ class OutboxReader:
 
     def depth(self) -> Depth:
         """Unsent count and the creation time of the oldest unsent row."""
-        count, oldest = self.conn.execute(
-            "SELECT COUNT(*), MIN(created) FROM outbox WHERE sent IS NULL"
-        ).fetchone()
-        return Depth(count, oldest)
+        return self.unsent_depth()
 
     def unsent_between(self, after_rid: int, upto_rid: int, limit: int) -> list[OutboxRow]:
         """Up to `limit` unsent rows with `after_rid` < rid <= `upto_rid`, in rid order, decrypted.
 
         The uplink's backlog lane: rows that were already stored when the connection came up.
         """
-        rows = self.conn.execute(
-            "SELECT rid, topic, body FROM outbox WHERE sent IS NULL AND rid > ? AND rid <= ?"
-            " ORDER BY rid LIMIT ?",
-            (after_rid, upto_rid, limit),
-        ).fetchall()
+        self._snapshot()
+        try:
+            upto = min(upto_rid, _last_rid(self.conn))
+            rows = unsent_rows(
+                self.conn, self.done, after_rid, upto, limit=limit, columns="rid, topic, body"
+            )
+        finally:
+            self._end()
         return [self._row(rid, topic, body) for rid, topic, body in rows]
 
     def last_rid(self) -> int:
         """The highest row id stored (0 when empty): where the backlog ends and live rows begin."""
-        row = self.conn.execute("SELECT COALESCE(MAX(rid), 0) FROM outbox").fetchone()
-        return int(row[0])
+        return _last_rid(self.conn)
 
     def unsent_depth(self) -> Depth:
-        """Like `depth`, but from the unsent index alone: cheap even with a million rows waiting.
-
-        Rows are created in rid order, so the oldest unsent row is the one with the lowest rid.
-        """
-        (count,) = self.conn.execute("SELECT COUNT(*) FROM outbox WHERE sent IS NULL").fetchone()
-        oldest = self.conn.execute(
-            "SELECT created FROM outbox WHERE sent IS NULL ORDER BY rid LIMIT 1"
-        ).fetchone()
-        return Depth(count, oldest[0] if oldest else None)
+        """Unsent count and the creation time of the oldest unsent row: one range count per gap
+        between done runs, so it costs the backlog, not the retained history."""
+        self._snapshot()
+        try:
+            return unsent_depth(self.conn, self.done)
+        finally:
+            self._end()
 
     def close(self) -> None:
         """Release the connection."""

@@ -12,10 +12,14 @@ from typing import Final
 
 import sqlite_utils
 
-#: The page size new stores are created with. Every commit writes whole pages to the WAL, so a
-#: single-scan commit costs (pages touched × page size); 1 KiB pages keep that under 4 KiB per
-#: scan (measured in bench/bench_store.py) at no cost to group-commit throughput that matters.
-PAGE_SIZE: Final = 1024
+#: The page size new stores are created with. Every commit writes whole pages to the WAL and the
+#: checkpoint copies them again, so a single-scan commit costs (pages touched × page size) twice.
+#: A scan touches page 1 (the file grows), the outbox leaf and the page holding the sealed body,
+#: and a random page of the per-code state: with 512-byte pages that is ~3.5 KiB per scan, with
+#: 1 KiB pages ~6 KiB and with 4 KiB pages 12-16 KiB (bench/bench_store.py). A sealed event
+#: (~500 bytes) spills into one overflow page at this size, which leaves ~10 rows per leaf.
+#: Stores created before this kept the page size they were created with.
+PAGE_SIZE: Final = 512
 
 
 def _v1(db: sqlite_utils.Database) -> None:
@@ -43,7 +47,24 @@ def _v2(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS: Final[tuple[Callable[[sqlite_utils.Database], None], ...]] = (_v1, _v2)
+def _v3(db: sqlite_utils.Database) -> None:
+    # Rows are no longer updated when sent: acknowledgements are appended as runs of row ids
+    # (agent/store/acks.py). Existing sent rows become runs of consecutive ids stamped with the
+    # latest send time in the run, so retention keeps them at least as long as before.
+    db.execute(
+        "CREATE TABLE acked (n INTEGER PRIMARY KEY, lo INTEGER NOT NULL, hi INTEGER NOT NULL,"
+        " at REAL NOT NULL)"
+    )
+    db.execute(
+        "INSERT INTO acked (lo, hi, at) SELECT MIN(rid), MAX(rid), MAX(sent) FROM"
+        " (SELECT rid, sent, rid - ROW_NUMBER() OVER (ORDER BY rid) AS island FROM outbox"
+        "  WHERE sent IS NOT NULL) GROUP BY island ORDER BY MIN(rid)"
+    )
+    db.execute("DROP INDEX outbox_unsent")
+    db.execute("ALTER TABLE outbox DROP COLUMN sent")
+
+
+MIGRATIONS: Final[tuple[Callable[[sqlite_utils.Database], None], ...]] = (_v1, _v2, _v3)
 
 
 def prepare(conn: sqlite3.Connection) -> None:
