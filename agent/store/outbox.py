@@ -230,7 +230,7 @@ class Store:
 
     def mac(self, code: str) -> bytes:
         """Keyed hash of a code: the only form in which codes are looked up at rest."""
-        return hmac.new(self._index_key, code.encode("utf-8"), hashlib.sha256).digest()[:16]
+        return hmac.digest(self._index_key, code.encode("utf-8"), "sha256")[:16]
 
     def named(self, name: str) -> NamedBlob | None:
         """A named blob (master data set, context), decrypted."""
@@ -305,24 +305,26 @@ class Store:
                 self.hwm.reserve(head.seq)
             self.conn.execute("BEGIN IMMEDIATE")
             try:
+                rows: list[tuple[int, str, int | None, bytes, float]] = []
                 for rec in records:
                     rid += 1
                     body = self.sealer.seal(rid, rec.payload)
                     added += len(body)
-                    self.conn.execute(
-                        "INSERT INTO outbox (rid, topic, seq, body, created) VALUES (?, ?, ?, ?, ?)",
-                        (rid, rec.topic, rec.seq, body, now),
-                    )
+                    rows.append((rid, rec.topic, rec.seq, body, now))
                     rids.append(rid)
-                for mark in marks:
-                    self.conn.execute(
+                self.conn.executemany(
+                    "INSERT INTO outbox (rid, topic, seq, body, created) VALUES (?, ?, ?, ?, ?)",
+                    rows,
+                )
+                if marks:
+                    self.conn.executemany(
                         "INSERT INTO codes (mac, last_op, count, last_seq, updated)"
                         " VALUES (?, ?, 1, ?, ?) ON CONFLICT (mac) DO UPDATE SET"
                         " count = CASE WHEN last_op = excluded.last_op OR (last_op IN"
                         " ('dispense', 'sale') AND excluded.last_op IN ('dispense', 'sale'))"
                         " THEN count + 1 ELSE 1 END, last_op = excluded.last_op,"
                         " last_seq = excluded.last_seq, updated = excluded.updated",
-                        (mark.mac, mark.op, mark.seq, now),
+                        [(m.mac, m.op, m.seq, now) for m in marks],
                     )
                 for mac in unmarks:  # an undone scan: its code's count steps back
                     self.conn.execute(
