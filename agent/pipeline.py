@@ -17,8 +17,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import os
 import time
+import uuid
 from collections import OrderedDict
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
@@ -649,12 +649,8 @@ def _local_date(epoch: float) -> dt.date:
 
 
 def _uuid4() -> str:
-    """`str(uuid.uuid4())` without building a `UUID` object (one per record)."""
-    raw = bytearray(os.urandom(16))
-    raw[6] = raw[6] & 0x0F | 0x40  # version 4
-    raw[8] = raw[8] & 0x3F | 0x80  # RFC 4122 variant
-    h = raw.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    """A record id: a random (version 4) UUID."""
+    return str(uuid.uuid4())
 
 
 __all__ = [

@@ -26,7 +26,7 @@ from typing import Any
 
 from agent.config import StatusConfig
 from agent.export import read_records
-from agent.store import DB_FILE, Sealer, acks, unsent_depth, unsent_rows
+from agent.store import DB_FILE, Sealer, acks, unsent_rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,26 +177,21 @@ def gather(
     ]
     conn = sqlite3.connect(f"file:{data_dir / DB_FILE}?mode=ro", uri=True)
     try:
-        conn.execute("BEGIN")
-        done = acks.load(conn)
-        depth = unsent_depth(conn, done)
-        # The deadline concerns accepted scans; `created` is stored in clear, so no decryption.
-        unsent_events = [
-            created
-            for created, topic in unsent_rows(
-                conn, done, 0, 2**63 - 1, limit=2**62, columns="created, topic"
-            )
-            if topic == "event"
-        ]
+        conn.execute("BEGIN")  # one snapshot: the done runs and the rows
+        # One pass over the unsent rows gives the depth and the deadline's input; `created`
+        # is stored in clear, so no decryption.
+        unsent = unsent_rows(
+            conn, acks.load(conn), 0, 2**63 - 1, limit=2**62, columns="created, topic"
+        )
     finally:
         conn.close()
     return compute(
         records,
-        unsent_events,
+        [created for created, topic in unsent if topic == "event"],
         now=now,
         cfg=cfg,
-        unsent=depth.unsent,
-        oldest_unsent=depth.oldest_created,
+        unsent=len(unsent),
+        oldest_unsent=unsent[0][0] if unsent else None,
         tz=tz,
     )
 

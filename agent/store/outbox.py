@@ -118,6 +118,15 @@ def _last_rid(conn: sqlite3.Connection) -> int:
     return int(conn.execute("SELECT COALESCE(MAX(rid), 0) FROM outbox").fetchone()[0])
 
 
+def _body_bytes(conn: sqlite3.Connection, lo: int, hi: int) -> int:
+    """Sealed bytes stored in rows `lo`..`hi`: what they count against `max_bytes`."""
+    return int(
+        conn.execute(
+            "SELECT COALESCE(SUM(length(body)), 0) FROM outbox WHERE rid BETWEEN ? AND ?", (lo, hi)
+        ).fetchone()[0]
+    )
+
+
 def unsent_rows(
     conn: sqlite3.Connection,
     done: acks.AckRuns,
@@ -200,11 +209,7 @@ class Store:
             self.head = self._derive_head()
             self.done = acks.load(self.conn)
             self.unsent_bytes = sum(
-                self.conn.execute(
-                    "SELECT COALESCE(SUM(length(body)), 0) FROM outbox WHERE rid BETWEEN ? AND ?",
-                    gap,
-                ).fetchone()[0]
-                for gap in self.done.gaps(0, self._last_rid)
+                _body_bytes(self.conn, lo, hi) for lo, hi in self.done.gaps(0, self._last_rid)
             )
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: {exc}") from exc
@@ -348,11 +353,7 @@ class Store:
                             "UPDATE outbox SET topic = 'quarantined' WHERE rid = ?", (bad,)
                         )
                 runs = self.done.new_runs([*acked, *quarantine], now)
-                for run in runs:
-                    released += self.conn.execute(
-                        "SELECT COALESCE(SUM(length(body)), 0) FROM outbox WHERE rid BETWEEN ? AND ?",
-                        (run.lo, run.hi),
-                    ).fetchone()[0]
+                released = sum(_body_bytes(self.conn, run.lo, run.hi) for run in runs)
                 last_n = acks.record(self.conn, runs)
                 self.conn.execute("COMMIT")
             except BaseException:
