@@ -82,7 +82,13 @@ class Agent:
         data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.sealer = Sealer(self.keys.data)
         limits = Limits(config.store.max_bytes, config.store.retention_days * 86400.0)
-        self.store = Store(data_dir, self.sealer, index_key=self.keys.index, limits=limits)
+        self.store = Store(
+            data_dir,
+            self.sealer,
+            index_key=self.keys.index,
+            limits=limits,
+            background_checkpoint=True,
+        )
         self.catalog = Catalog.load(config.catalog.path) if config.catalog.path else Catalog()
         self.pipeline = Pipeline(config, self.store, self.keys, self.catalog)
         files = self.pipeline.load_files()

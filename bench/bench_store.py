@@ -2,7 +2,10 @@
 
 1. Latency: bare `sqlite3` single-row INSERT + COMMIT (WAL, synchronous=FULL, same row size)
    vs our confirm path for one scan (recognise, judge, sign, chain, AES-GCM, HMAC, commit).
-   Target: p99 ratio <= 1.5.
+   Target: p99 ratio <= 1.5. Measured twice: the first `N_LATENCY` commits into a new database,
+   while each WAL file still grows (every fsync also commits the new file size), and the next
+   `N_STEADY`, once both WALs have wrapped and are rewritten in place, as in a daemon that has
+   been up a while. The bare side's growing phase is a larger share of its p99 than ours.
 2. Throughput: bare batched INSERT of AES-GCM-sealed rows, 100 per transaction, vs the store's
    group commit of 100 real signed events per transaction (keyed hash of each code, AES-GCM
    with the row id bound, per-code state upsert, chain head and high-water mark, one commit).
@@ -32,6 +35,7 @@ from drivers import RawScan
 from hardware_sim.workload import unit_codes
 
 N_LATENCY = 2000
+N_STEADY = 1000
 N_BATCHES = 50
 BATCH = 100
 ROW_BYTES = 520  # a sealed event as our store holds it
@@ -69,10 +73,11 @@ def _agent(root: Path) -> Agent:
 
 
 def bench_latency(root: Path) -> tuple[list[float], list[float], float]:
+    """Single-commit latencies, `N_LATENCY + N_STEADY` each, and bytes per scan over the run."""
     conn = _bare_conn(root)
     bare = []
     payload = os.urandom(ROW_BYTES)
-    for _ in range(N_LATENCY):
+    for _ in range(N_LATENCY + N_STEADY):
         t0 = time.perf_counter()
         conn.execute("BEGIN")
         conn.execute("INSERT INTO t (body) VALUES (?)", (payload,))
@@ -80,7 +85,7 @@ def bench_latency(root: Path) -> tuple[list[float], list[float], float]:
         bare.append(time.perf_counter() - t0)
     conn.close()
     agent = _agent(root)
-    codes = unit_codes(N_LATENCY, start=1)
+    codes = unit_codes(N_LATENCY + N_STEADY, start=1)
     ours = []
     w0 = _wchar()
     for i, code in enumerate(codes):
@@ -90,7 +95,7 @@ def bench_latency(root: Path) -> tuple[list[float], list[float], float]:
         ours.append(time.perf_counter() - t0)
         if i % 20 == 19:  # PUBACKs arrive and are marked in small batches
             agent.store.write([], None, acked=list(range(i - 18, i + 2)))
-    per_scan = (_wchar() - w0) / N_LATENCY
+    per_scan = (_wchar() - w0) / len(codes)
     agent.close()
     return bare, ours, per_scan
 
@@ -174,15 +179,20 @@ def main() -> int:
         (root / "t").mkdir()
         bare, ours, per_scan = bench_latency(root)
         bare_rate, store_rate, pipeline_rate = bench_throughput(root / "t")
-    ms = 1000.0
-    b50, b99 = statistics.median(bare) * ms, _pct(bare, 0.99) * ms
-    o50, o99 = statistics.median(ours) * ms, _pct(ours, 0.99) * ms
-    print(f"single-scan commit, {N_LATENCY} commits, WAL + synchronous=FULL")
-    print(f"  bare sqlite3 insert+commit : p50 {b50:.3f} ms  p99 {b99:.3f} ms")
-    print(f"  tracescan confirm path     : p50 {o50:.3f} ms  p99 {o99:.3f} ms")
-    print(
-        f"  ratio                      : p50 {o50 / b50:.2f}x  p99 {o99 / b99:.2f}x  (target p99 <= 1.5x)"
-    )
+    print("single-scan commit, WAL + synchronous=FULL")
+    for label, part in (
+        (f"first {N_LATENCY} commits into a new database", slice(0, N_LATENCY)),
+        (f"next {N_STEADY} commits (steady state)", slice(N_LATENCY, None)),
+    ):
+        b50, b99 = statistics.median(bare[part]) * 1000, _pct(bare[part], 0.99) * 1000
+        o50, o99 = statistics.median(ours[part]) * 1000, _pct(ours[part], 0.99) * 1000
+        print(f"  {label}")
+        print(f"    bare sqlite3 insert+commit : p50 {b50:.3f} ms  p99 {b99:.3f} ms")
+        print(f"    tracescan confirm path     : p50 {o50:.3f} ms  p99 {o99:.3f} ms")
+        print(
+            f"    ratio                      : p50 {o50 / b50:.2f}x  p99 {o99 / b99:.2f}x"
+            "  (target p99 <= 1.5x)"
+        )
     print(f"group commit, {BATCH} per transaction")
     print(f"  bare insert + AES-GCM      : {bare_rate:,.0f} rows/s")
     print(f"  tracescan store group commit: {store_rate:,.0f} events/s")

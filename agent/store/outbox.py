@@ -24,6 +24,7 @@ from typing import Any, Final, Literal
 
 from agent.events import ZERO_HASH, ChainHead, canonical
 from agent.store import acks, recovery
+from agent.store.checkpoint import Checkpointer
 from agent.store.hwm import HighWaterMark
 from agent.store.schema import migrate, prepare
 from agent.store.sealing import Sealer, TamperedRecord
@@ -114,6 +115,10 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
+def _by_mac(mark: CodeMark) -> bytes:
+    return mark.mac
+
+
 def _last_rid(conn: sqlite3.Connection) -> int:
     return int(conn.execute("SELECT COALESCE(MAX(rid), 0) FROM outbox").fetchone()[0])
 
@@ -185,6 +190,7 @@ class Store:
         *,
         index_key: bytes = b"",
         limits: Limits | None = None,
+        background_checkpoint: bool = False,
     ) -> None:
         self.path = data_dir / DB_FILE
         self.sealer = sealer
@@ -213,6 +219,8 @@ class Store:
             )
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: {exc}") from exc
+        # The daemon checkpoints in its pauses (checkpoint.py); tools and tests let SQLite do it.
+        self._checkpointer = Checkpointer(self.path) if background_checkpoint else None
 
     def _derive_head(self) -> ChainHead:
         """The chain head from the newest event row, or the high-water mark for a new store."""
@@ -310,18 +318,20 @@ class Store:
                 self.hwm.reserve(head.seq)
             self.conn.execute("BEGIN IMMEDIATE")
             try:
-                rows: list[tuple[int, str, int | None, bytes, float]] = []
-                for rec in records:
-                    rid += 1
-                    body = self.sealer.seal(rid, rec.payload)
-                    added += len(body)
-                    rows.append((rid, rec.topic, rec.seq, body, now))
-                    rids.append(rid)
+                bodies = self.sealer.seal_rows(rid + 1, [r.payload for r in records])
+                rids = list(range(rid + 1, rid + 1 + len(bodies)))
+                rid += len(bodies)
+                added = sum(map(len, bodies))
                 self.conn.executemany(
                     "INSERT INTO outbox (rid, topic, seq, body, created) VALUES (?, ?, ?, ?, ?)",
-                    rows,
+                    [
+                        (n, rec.topic, rec.seq, body, now)
+                        for n, rec, body in zip(rids, records, bodies, strict=True)
+                    ],
                 )
                 if marks:
+                    # In key order: neighbouring upserts share B-tree pages. The sort is stable,
+                    # so two marks of one code keep their order (the count depends on it).
                     self.conn.executemany(
                         "INSERT INTO codes (mac, last_op, count, last_seq, updated)"
                         " VALUES (?, ?, 1, ?, ?) ON CONFLICT (mac) DO UPDATE SET"
@@ -329,7 +339,7 @@ class Store:
                         " ('dispense', 'sale') AND excluded.last_op IN ('dispense', 'sale'))"
                         " THEN count + 1 ELSE 1 END, last_op = excluded.last_op,"
                         " last_seq = excluded.last_seq, updated = excluded.updated",
-                        [(m.mac, m.op, m.seq, now) for m in marks],
+                        [(m.mac, m.op, m.seq, now) for m in sorted(marks, key=_by_mac)],
                     )
                 for mac in unmarks:  # an undone scan: its code's count steps back
                     self.conn.execute(
@@ -371,6 +381,8 @@ class Store:
         self.unsent_bytes += added - released
         if head is not None:
             self.head = head
+        if self._checkpointer is not None:
+            self._checkpointer.wrote()
         return rids
 
     def prune(self, now: float | None = None) -> int:
@@ -414,7 +426,10 @@ class Store:
         return int((pages - free) * size)
 
     def close(self) -> None:
-        """Checkpoint-free close; WAL is replayed by the next open."""
+        """Stop background checkpoints and close; SQLite checkpoints as the last connection
+        closes, and a WAL left by a crash is replayed by the next open."""
+        if self._checkpointer is not None:
+            self._checkpointer.close()
         self.conn.close()
 
 

@@ -8,7 +8,7 @@ readable as long as their key file is kept.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Final
 
 from cryptography.exceptions import InvalidTag
@@ -39,7 +39,15 @@ class Sealer:
 
     def seal(self, rid: int, plaintext: bytes) -> bytes:
         """Header, fresh random nonce, then ciphertext and tag, under the newest key."""
-        return self._seal(self._aad(rid), plaintext)
+        return self._seal(self._aad(rid), plaintext, os.urandom(NONCE_BYTES))
+
+    def seal_rows(self, first_rid: int, payloads: Sequence[bytes]) -> list[bytes]:
+        """`seal` for consecutive rows from `first_rid`: one draw from the OS for all nonces."""
+        pool = os.urandom(NONCE_BYTES * len(payloads))
+        return [
+            self._seal(self._aad(first_rid + i), p, pool[i * NONCE_BYTES : (i + 1) * NONCE_BYTES])
+            for i, p in enumerate(payloads)
+        ]
 
     def open(self, rid: int, blob: bytes) -> bytes:
         """Decrypt a sealed payload, raising `TamperedRecord` if it does not authenticate."""
@@ -47,14 +55,13 @@ class Sealer:
 
     def seal_named(self, name: str, plaintext: bytes) -> bytes:
         """Seal a named blob (master data, context); the name is the associated data."""
-        return self._seal(b"tracescan/named/" + name.encode(), plaintext)
+        return self._seal(b"tracescan/named/" + name.encode(), plaintext, os.urandom(NONCE_BYTES))
 
     def open_named(self, name: str, blob: bytes) -> bytes:
         """Open a blob sealed with `seal_named` under the same name."""
         return self._open(b"tracescan/named/" + name.encode(), blob, name)
 
-    def _seal(self, aad: bytes, plaintext: bytes) -> bytes:
-        nonce = os.urandom(NONCE_BYTES)
+    def _seal(self, aad: bytes, plaintext: bytes, nonce: bytes) -> bytes:
         header = bytes((FORMAT,)) + self.current.to_bytes(2, "big")
         return header + nonce + self._aeads[self.current].encrypt(nonce, plaintext, aad)
 
