@@ -1,16 +1,16 @@
 """WAL checkpoints in the writer's idle moments, off the confirm path.
 
-SQLite checkpoints on the committing connection by default: once the WAL holds ~1000 frames,
-one commit also copies them into the database file and fsyncs both files. With 512-byte pages
-and ~5.5 frames per scan that is one scan in ~180 that waits for ~0.5 MiB of writes and two
-extra fsyncs: a couple of milliseconds on a VM disk, far more on an SD card.
+SQLite checkpoints on the committing connection: once the WAL holds `WAL_AUTOCHECKPOINT` frames
+(schema.py), one commit also copies them into the database file and fsyncs both files. With
+512-byte pages and ~5.5 frames per scan that is one scan in ~370 that waits for ~1 MiB of
+writes and two extra fsyncs: a few milliseconds on a VM disk, far more on an SD card.
 
 A `Checkpointer` thread with its own connection runs `PRAGMA wal_checkpoint(PASSIVE)` once the
 writer has been quiet for `QUIET_S` after a write. A passive checkpoint takes no lock the writer
 or the readers need, and starting it only in a pause keeps its I/O from competing with a commit
 a worker is waiting for. At a human scanning pace the WAL is copied in every pause and never
 reaches the autocheckpoint, so no scan pays for a checkpoint. Under a sustained burst there is
-no pause: SQLite's own autocheckpoint (1000 pages, left at its default) still bounds the WAL.
+no pause: the autocheckpoint on the writer still bounds the WAL.
 Checkpoints are crash-safe whichever connection runs them.
 """
 
