@@ -222,6 +222,11 @@ class Store:
         # The daemon checkpoints in its pauses (checkpoint.py); tools and tests let SQLite do it.
         self._checkpointer = Checkpointer(self.path) if background_checkpoint else None
 
+    @property
+    def pause_checkpoints(self) -> int:
+        """WAL checkpoints run in the writer's pauses so far (0 without background checkpoints)."""
+        return self._checkpointer.runs if self._checkpointer is not None else 0
+
     def _derive_head(self) -> ChainHead:
         """The chain head from the newest event row, or the high-water mark for a new store."""
         row = self.conn.execute(
