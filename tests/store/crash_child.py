@@ -3,6 +3,9 @@
 Runs the daemon's real confirm path (`Agent.process`: decide, sign, chain, encrypt, commit)
 and prints `C <seq> <code>` only after the commit returned — exactly when a worker would be
 told "accepted". The parent kills it with SIGKILL at a random moment.
+
+With a third argument `pauses`, it stops now and then for longer than the store's quiet
+period, so the daemon's background checkpoint runs and the kill can land in the middle of one.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from pathlib import Path
 from agent.config import parse
 from agent.daemon import Agent
 from agent.policy import Decision
+from agent.store.checkpoint import QUIET_S
 from drivers import RawScan
 
 
@@ -29,6 +33,7 @@ class PrintConfirmed:
 
 def main() -> None:
     root, start = Path(sys.argv[1]), int(sys.argv[2])
+    pauses = sys.argv[3:] == ["pauses"]
     config = parse(
         {
             "device": {"id": "crash", "site": "lab", "data_dir": "data", "key_dir": "keys"},
@@ -48,6 +53,10 @@ def main() -> None:
                 RawScan(f"8123456{serial:09d}{rng.randrange(10000):04d}", "crash", time.time())
             )
         agent.process(list(batch))
+        if pauses and rng.random() < 0.05:
+            time.sleep(QUIET_S + rng.uniform(0.0, 0.1))
+            sys.stdout.write(f"P {agent.store.pause_checkpoints}\n")
+            sys.stdout.flush()
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import random
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from agent import keys
@@ -19,27 +20,41 @@ from agent.store import Sealer
 from agent.verify import verify_chain
 
 ROUNDS = 50
+PAUSE_ROUNDS = 16
 
 
-def run_round(root: Path, start: int, rng: random.Random) -> dict[int, str]:
-    """One child life; returns the scans it confirmed (seq -> code)."""
+@dataclass
+class Round:
+    """What one child life reported before its kill."""
+
+    confirmed: dict[int, str] = field(default_factory=dict)  # seq -> code, told "accepted"
+    checkpoints: int = 0  # pause checkpoints its store had begun (a pausing child says)
+
+
+def run_round(root: Path, start: int, rng: random.Random, *, pauses: bool = False) -> Round:
+    """One child life, killed with SIGKILL at a random moment."""
     child = subprocess.Popen(
-        [sys.executable, "-m", "tests.store.crash_child", str(root), str(start)],
+        [sys.executable, "-m", "tests.store.crash_child", str(root), str(start)]
+        + (["pauses"] if pauses else []),
         stdout=subprocess.PIPE,
         text=True,
     )
     assert child.stdout is not None
     assert child.stdout.readline().strip() == "READY"
-    time.sleep(rng.uniform(0.0, 0.12))
+    time.sleep(rng.uniform(0.0, 1.0 if pauses else 0.12))
     child.kill()
     child.wait()
-    confirmed = {}
+    out = Round()
     with child.stdout:
         for line in child.stdout:
-            if line.startswith("C ") and line.endswith("\n"):  # a torn last line was never whole
+            if not line.endswith("\n"):  # a torn last line was never whole
+                continue
+            if line.startswith("C "):
                 _, seq, code = line.split()
-                confirmed[int(seq)] = code
-    return confirmed
+                out.confirmed[int(seq)] = code
+            elif line.startswith("P "):
+                out.checkpoints = max(out.checkpoints, int(line.split()[1]))
+    return out
 
 
 def stored_events(root: Path) -> list[StoredRecord]:
@@ -52,18 +67,40 @@ def stored_events(root: Path) -> list[StoredRecord]:
     return out
 
 
-def test_kill9_at_random_points_never_loses_a_confirmed_scan(tmp_path: Path) -> None:
-    rng = random.Random(20261123)
+def check_rounds(
+    root: Path, rounds: int, seed: int, *, pauses: bool = False
+) -> tuple[dict[int, str], int]:
+    """Kill a confirming child `rounds` times; after each, every confirmed scan is stored.
+
+    Returns every confirmed scan, and how many of the children's stores had begun a pause
+    checkpoint before their kill.
+    """
+    rng = random.Random(seed)
     confirmed: dict[int, str] = {}
-    for rnd in range(ROUNDS):
-        confirmed.update(run_round(tmp_path, rnd * 1_000_000, rng))
-        events = stored_events(tmp_path)
+    checkpointed = 0
+    for rnd in range(rounds):
+        life = run_round(root, rnd * 1_000_000, rng, pauses=pauses)
+        confirmed.update(life.confirmed)
+        checkpointed += life.checkpoints > 0
+        events = stored_events(root)
         seqs = [e.seq for e in events]
         assert seqs == list(range(1, len(seqs) + 1)), f"round {rnd}: seq not gapless"
         codes = {e.seq: json.loads(e.payload)["code"] for e in events}
         lost = {s: c for s, c in confirmed.items() if codes.get(s) != c}
         assert not lost, f"round {rnd}: confirmed but not stored: {lost}"
-    ring = keys.load(tmp_path / "keys", create=False)
-    report = verify_chain([e.payload for e in stored_events(tmp_path)], ring.public)
+    ring = keys.load(root / "keys", create=False)
+    report = verify_chain([e.payload for e in stored_events(root)], ring.public)
     assert report.ok, report.problems[:5]
-    assert len(confirmed) > ROUNDS  # the child really did confirm scans between kills
+    assert len(confirmed) > rounds  # the child really did confirm scans between kills
+    return confirmed, checkpointed
+
+
+def test_kill9_at_random_points_never_loses_a_confirmed_scan(tmp_path: Path) -> None:
+    check_rounds(tmp_path, ROUNDS, 20261123)
+
+
+def test_kill9_during_pause_checkpoints_never_loses_a_confirmed_scan(tmp_path: Path) -> None:
+    # The child pauses past the quiet period now and then, so the store's own thread copies
+    # the WAL into the database file while kills keep landing at random moments.
+    _, checkpointed = check_rounds(tmp_path, PAUSE_ROUNDS, 20261124, pauses=True)
+    assert checkpointed > 0
