@@ -215,6 +215,8 @@ class LocalApi:
         self.group = group
         self.closing = threading.Event()
         self.feedback = ApiFeedback(agent.config.device.lang, agent.stopped_line)
+        # Kept for the daemon's life: each status call decrypts only the records new since the last.
+        self._status = status_mod.StatusSource(agent.config.device.data_dir, agent.sealer)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self.metrics: MetricsEndpoint | None = None
@@ -319,7 +321,7 @@ class LocalApi:
     def status(self) -> dict[str, Any]:
         """Compliance figures from the store plus what only the running daemon knows."""
         cfg = self.agent.config
-        st = status_mod.gather(cfg.device.data_dir, self.agent.sealer, cfg.status, time.time())
+        st = self._status.gather(cfg.status, time.time())
         st.online = self.agent.uplink.connected.is_set()
         st.counters = self.agent.request("counters").get("counters", {})
         out = st.as_dict()

@@ -12,7 +12,7 @@ from agent import keys
 from agent.config import StatusConfig, parse
 from agent.daemon import Acked, Agent
 from agent.pipeline import Control
-from agent.status import RecordFacts, compute, gather, render, upload_deadline
+from agent.status import RecordFacts, StatusSource, compute, gather, render, upload_deadline
 from agent.store import OutboxReader, Sealer
 from drivers import RawScan
 from hardware_sim.workload import DEMO_CATALOG_CSV, unit_codes
@@ -116,3 +116,51 @@ def test_status_of_a_scripted_session(tmp_path: Path) -> None:
     later = gather(config.device.data_dir, Sealer(ring.data), config.status, now + 14 * 86400)
     assert later.overdue == 4
     assert later.alarm
+
+
+def test_a_kept_source_agrees_with_a_fresh_reading_as_the_store_changes(tmp_path: Path) -> None:
+    config = parse(
+        {
+            "device": {"id": "d1", "site": "s1", "data_dir": "data", "key_dir": "keys"},
+            "mqtt": {"port": 1},
+            "api": {"enabled": False},
+        },
+        tmp_path,
+    )
+    agent = Agent(config, feedback=[])
+    source = StatusSource(config.device.data_dir, agent.sealer)
+
+    def reading(now: float) -> dict[str, object]:
+        kept = source.gather(config.status, now).as_dict()
+        assert kept == gather(config.device.data_dir, agent.sealer, config.status, now).as_dict()
+        return kept
+
+    def dispense(figures: dict[str, object]) -> dict[str, object]:
+        ops = figures["operations"]
+        assert isinstance(ops, dict)
+        return dict(ops.get("dispense", {}))
+
+    units = unit_codes(8)
+    clock = time.time()
+    try:
+        for i, code in enumerate(units[:4]):
+            agent.process([RawScan(code, "counter", clock + i)])
+        assert dispense(reading(clock + 10))["accepted"] == 4
+        for i, code in enumerate(units[4:]):
+            agent.process([RawScan(code, "counter", clock + 20 + i)])
+        agent.process([RawScan("6901234567892", "counter", clock + 30)])  # refused
+        reader = OutboxReader(config.device.data_dir, agent.sealer)
+        try:
+            events = [r.rid for r in reader.unsent(0, 100) if r.topic == "event"]
+        finally:
+            reader.close()
+        agent.process([Acked(events[:3])])
+        agent.process([Control("quarantine", {"rid": events[5]})])  # leaves the figures
+        figures = dispense(reading(clock + 40))
+        assert (figures["accepted"], figures["refused"], figures["uploaded"]) == (7, 1, 3)
+        assert agent.store.prune(now=time.time() + 40 * 86400) > 0  # sent rows are pruned
+        assert dispense(reading(clock + 50))["uploaded"] == 0
+        assert dispense(reading(clock + 2 * 86400)) == {}  # the window moved past them all
+        assert dispense(reading(clock + 60))["accepted"] > 0  # a clock set back: read again
+    finally:
+        agent.close()
