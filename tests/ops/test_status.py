@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
 import time
 from pathlib import Path
 
@@ -12,8 +13,16 @@ from agent import keys
 from agent.config import StatusConfig, parse
 from agent.daemon import Acked, Agent
 from agent.pipeline import Control
-from agent.status import RecordFacts, StatusSource, compute, gather, render, upload_deadline
-from agent.store import OutboxReader, Sealer
+from agent.status import (
+    RecordFacts,
+    StatusSource,
+    compute,
+    first_rid_since,
+    gather,
+    render,
+    upload_deadline,
+)
+from agent.store import DB_FILE, OutboxReader, Sealer
 from drivers import RawScan
 from hardware_sim.workload import DEMO_CATALOG_CSV, unit_codes
 
@@ -164,3 +173,37 @@ def test_a_kept_source_agrees_with_a_fresh_reading_as_the_store_changes(tmp_path
         assert dispense(reading(clock + 60))["accepted"] > 0  # a clock set back: read again
     finally:
         agent.close()
+
+
+def test_a_first_reading_starts_at_the_window_not_at_the_oldest_row(tmp_path: Path) -> None:
+    config = parse(
+        {
+            "device": {"id": "d1", "site": "s1", "data_dir": "data", "key_dir": "keys"},
+            "mqtt": {"port": 1},
+            "api": {"enabled": False},
+        },
+        tmp_path,
+    )
+    agent = Agent(config, feedback=[])
+    try:
+        for code in unit_codes(30):
+            agent.process([RawScan(code, "counter", time.time())])
+    finally:
+        agent.close()
+    db = config.device.data_dir / DB_FILE
+    with sqlite3.connect(db) as conn:  # the first 20 rows were stored three days ago
+        conn.execute("UPDATE outbox SET created = created - 3 * 86400 WHERE rid <= 20")
+        conn.execute("DELETE FROM outbox WHERE rid BETWEEN 5 AND 15")  # and partly pruned
+    conn.close()
+    now = time.time() + 1
+    since = now - config.status.window_hours * 3600
+    ro = sqlite3.connect(db)
+    try:
+        assert first_rid_since(ro, since) == 21
+        assert first_rid_since(ro, since - 4 * 86400) == 1
+        assert first_rid_since(ro, now + 10) == 31  # nothing that new: one past the last
+    finally:
+        ro.close()
+    ring = keys.load(tmp_path / "keys", create=False)
+    st = StatusSource(config.device.data_dir, Sealer(ring.data)).gather(config.status, now)
+    assert st.operations["dispense"].accepted == 10
