@@ -469,10 +469,6 @@ class OutboxReader:
             log.error("store: %s; it will be quarantined, not sent", exc)
             return OutboxRow(rid, topic, b"", tampered=True)
 
-    def depth(self) -> Depth:
-        """Unsent count and the creation time of the oldest unsent row."""
-        return self.unsent_depth()
-
     def unsent_between(self, after_rid: int, upto_rid: int, limit: int) -> list[OutboxRow]:
         """Up to `limit` unsent rows with `after_rid` < rid <= `upto_rid`, in rid order, decrypted.
 

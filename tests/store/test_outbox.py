@@ -26,7 +26,7 @@ def test_rows_round_trip_in_order_and_leave_when_marked_sent(
     assert rows[0].payload == events[0].payload
     store.write([], None, acked=[rids[0]])
     assert [r.rid for r in reader.unsent(0, 10)] == [rids[1]]
-    assert reader.depth().unsent == 1
+    assert reader.unsent_depth().unsent == 1
     reader.close()
 
 
