@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-import sqlite_utils
+if TYPE_CHECKING:  # imported where a migration runs: with numpy, it is ~25 MB of the daemon
+    import sqlite_utils
 
 #: The page size new stores are created with. Every commit writes whole pages to the WAL and the
 #: checkpoint copies them again, so a single-scan commit costs (pages touched × page size) twice.
@@ -88,6 +89,10 @@ def prepare(conn: sqlite3.Connection) -> None:
 def migrate(conn: sqlite3.Connection) -> int:
     """Bring the database to the newest schema; returns the version it is at."""
     version: int = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version >= len(MIGRATIONS):
+        return version
+    import sqlite_utils  # noqa: PLC0415 - only a store that needs a migration pays for it
+
     db = sqlite_utils.Database(conn)
     for number, step in enumerate(MIGRATIONS[version:], start=version + 1):
         conn.execute("BEGIN IMMEDIATE")

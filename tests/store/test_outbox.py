@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -145,3 +147,18 @@ def test_rotated_data_key_keeps_old_rows_readable(tmp_path: Path) -> None:
     without_old.close()
     with pytest.raises(TamperedRecord, match="data key 1"):
         Sealer({2: k2}).open(1, Sealer({1: k1}).seal(1, b"old"))
+
+
+def test_an_up_to_date_store_opens_without_the_migration_library(
+    tmp_path: Path, sealer: Sealer
+) -> None:
+    Store(tmp_path, sealer).close()  # created and migrated here
+    probe = (
+        "import sys; from pathlib import Path; from agent.store import Sealer, Store; "
+        f"Store(Path({str(tmp_path)!r}), Sealer(bytes(32))).close(); "
+        "print(sorted(m for m in ('sqlite_utils', 'numpy') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]"  # sqlite-utils (and the numpy it pulls in) cost ~12 MB RSS
