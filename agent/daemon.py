@@ -9,6 +9,7 @@ refused with `buffer_full`, never confirmed.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import queue
@@ -188,6 +189,10 @@ class Agent:
         # --- ops (issue 8): API, then READY=1: the store is open and scanners are being read ---
         if self.api is not None and self.api.start():
             self.feedback.append(self.api.feedback)
+        # Everything built so far (modules, biip's tables, master data) lives as long as the
+        # process: out of the collector's sight, a full collection costs ~0 ms instead of ~35 ms
+        # of the writer thread that every scanner's confirmation waits on.
+        gc.freeze()
         self.notifier.ready(f"{len(self.scanners)} scanner(s), op {self.op}")
         log.info(
             "tracescan running: device %s/%s, %d scanner(s), op %s, seq %d",
