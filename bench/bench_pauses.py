@@ -22,16 +22,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent.events import sign_event
 from agent.store import CodeMark, NewRecord, Sealer, Store
+from bench.bench_store import _pct
 from hardware_sim.workload import unit_codes
 
 BURSTS = 12
 PER_BURST = 250  # ~1,400 WAL pages: a burst stays under the 2048-page autocheckpoint
 PAUSE_S = 0.4
-
-
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def _run(root: Path, *, in_pauses: bool) -> tuple[list[float], int]:

@@ -17,9 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from agent.config import parse
-from agent.daemon import Agent
 from agent.status import StatusSource, gather
+from bench.bench_store import _agent
 from drivers import RawScan
 from hardware_sim.workload import unit_codes
 
@@ -33,15 +32,8 @@ def main() -> int:
         prefix="bench-status-", dir=os.environ.get("BENCH_DIR")
     ) as tmp:
         root = Path(tmp)
-        config = parse(
-            {
-                "device": {"id": "bench", "site": "lab", "data_dir": "data", "key_dir": "keys"},
-                "mqtt": {"port": 1},
-                "api": {"enabled": False},
-            },
-            root,
-        )
-        agent = Agent(config, feedback=[])
+        agent = _agent(root)
+        config = agent.config
         codes = unit_codes(N + NEW, start=1)
         now = time.time()
         for i in range(0, N, 100):

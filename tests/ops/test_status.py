@@ -127,16 +127,22 @@ def test_status_of_a_scripted_session(tmp_path: Path) -> None:
     assert later.alarm
 
 
-def test_a_kept_source_agrees_with_a_fresh_reading_as_the_store_changes(tmp_path: Path) -> None:
+def plain_agent(root: Path) -> Agent:
+    """An agent on a new store under `root`: no catalog, no broker, no local API."""
     config = parse(
         {
             "device": {"id": "d1", "site": "s1", "data_dir": "data", "key_dir": "keys"},
             "mqtt": {"port": 1},
             "api": {"enabled": False},
         },
-        tmp_path,
+        root,
     )
-    agent = Agent(config, feedback=[])
+    return Agent(config, feedback=[])
+
+
+def test_a_kept_source_agrees_with_a_fresh_reading_as_the_store_changes(tmp_path: Path) -> None:
+    agent = plain_agent(tmp_path)
+    config = agent.config
     source = StatusSource(config.device.data_dir, agent.sealer)
 
     def reading(now: float) -> dict[str, object]:
@@ -176,15 +182,8 @@ def test_a_kept_source_agrees_with_a_fresh_reading_as_the_store_changes(tmp_path
 
 
 def test_a_first_reading_starts_at_the_window_not_at_the_oldest_row(tmp_path: Path) -> None:
-    config = parse(
-        {
-            "device": {"id": "d1", "site": "s1", "data_dir": "data", "key_dir": "keys"},
-            "mqtt": {"port": 1},
-            "api": {"enabled": False},
-        },
-        tmp_path,
-    )
-    agent = Agent(config, feedback=[])
+    agent = plain_agent(tmp_path)
+    config = agent.config
     try:
         for code in unit_codes(30):
             agent.process([RawScan(code, "counter", time.time())])
