@@ -38,7 +38,7 @@ class Checkpointer:
         self._dirty = False
         self._last_write = 0.0
         self._failing: str | None = None
-        self.runs = 0  # checkpoints attempted (for tests and status)
+        self.runs = 0  # checkpoints attempted (`Store.pause_checkpoints`)
         self._thread = threading.Thread(target=self._run, name="store-checkpoint", daemon=True)
         self._thread.start()
 
