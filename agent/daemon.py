@@ -20,15 +20,14 @@ from dataclasses import dataclass, replace
 from types import FrameType
 from typing import Any, Final
 
-from agent import keys
-from agent.catalog import Catalog
 from agent.config import Config
-from agent.events import sign_reject
-from agent.feedback import Feedback, build_outputs
-from agent.localapi import LocalApi, socket_path
-from agent.notify import SystemdNotifier
-from agent.pipeline import DEFAULT_SOURCE, Control, Pipeline
-from agent.policy import Decision
+from agent.ops.feedback import Feedback, build_outputs
+from agent.ops.localapi import LocalApi, socket_path
+from agent.ops.notify import SystemdNotifier
+from agent.records.signing import sign_reject
+from agent.rules.catalog import Catalog
+from agent.rules.decision import Decision
+from agent.service.pipeline import DEFAULT_SOURCE, Control, Pipeline
 from agent.store import (
     DB_FILE,
     BufferFull,
@@ -37,8 +36,9 @@ from agent.store import (
     Sealer,
     Store,
     StoreError,
+    keys,
 )
-from agent.uplink import Uplink
+from agent.uplink.client import Uplink
 from drivers import RawScan
 from drivers.factory import open_scanner
 

@@ -21,9 +21,9 @@ from collections.abc import Callable, Sequence
 
 import biip
 
-from agent.catalog import Catalog
 from agent.codes import GS, CodeError, recognise
-from agent.policy import assess
+from agent.rules.catalog import Catalog
+from agent.rules.decision import assess
 
 _INPUTS_PER_KIND = 2000
 _REPEATS = 5

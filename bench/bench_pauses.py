@@ -20,7 +20,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent.events import sign_event
+from agent.records.signing import sign_event
 from agent.store import CodeMark, NewRecord, Sealer, Store
 from bench.bench_store import _pct
 from hardware_sim.workload import unit_codes

@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from agent.status import StatusSource, gather
+from agent.ops.status import StatusSource, gather
 from bench.bench_store import _agent
 from drivers import RawScan
 from hardware_sim.workload import unit_codes

@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from agent.config import parse
 from agent.daemon import Agent
-from agent.events import ChainHead
+from agent.records.envelope import ChainHead
 from agent.store import CodeMark, NewRecord, OutboxReader
 from agent.store.schema import PAGE_SIZE
 from drivers import RawScan

@@ -32,10 +32,10 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from agent import keys
 from agent.config import load
-from agent.events import rfc3339, sign_event
-from agent.store import Limits, NewRecord, OutboxReader, Sealer, Store, acks, unsent_depth
+from agent.records.envelope import rfc3339
+from agent.records.signing import sign_event
+from agent.store import Limits, NewRecord, OutboxReader, Sealer, Store, acks, keys, unsent_depth
 from hardware_sim.broker import LocalBroker
 from hardware_sim.serial_scanner import VirtualSerialScanner
 from hardware_sim.workload import unit_codes

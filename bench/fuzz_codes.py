@@ -22,11 +22,11 @@ import time
 from collections import Counter
 from collections.abc import Callable
 
-from agent.catalog import Catalog
 from agent.codes import GS
 from agent.codes.gs1 import check_digit_ok
-from agent.messages import STATELESS_REASONS
-from agent.policy import Decision, assess
+from agent.rules.catalog import Catalog
+from agent.rules.decision import Decision, assess
+from agent.rules.reasons import STATELESS_REASONS
 
 SEEDS = (
     "81234560000000011234",

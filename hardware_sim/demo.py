@@ -30,9 +30,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from agent.localapi import ApiClient, ApiError
-from agent.status import render
-from agent.verify import public_key_from_b64, verify_chain
+from agent.ops.localapi import ApiClient, ApiError
+from agent.ops.status import render
+from agent.records.verify import public_key_from_b64, verify_chain
 from hardware_sim.broker import LocalBroker
 from hardware_sim.serial_scanner import VirtualSerialScanner
 from hardware_sim.subscriber import Received, Recorder

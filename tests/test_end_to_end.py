@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from agent.verify import public_key_from_b64, verify_chain
+from agent.records.verify import public_key_from_b64, verify_chain
 from hardware_sim.broker import LocalBroker
 from hardware_sim.serial_scanner import VirtualSerialScanner
 from hardware_sim.subscriber import Recorder

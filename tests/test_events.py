@@ -1,4 +1,4 @@
-"""agent/events.py and the per-scan shortcuts: the bytes must be exactly what SPEC defines."""
+"""agent/records and the per-scan shortcuts: the bytes must be exactly what SPEC defines."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent import events
-from agent.events import canonical, prepare, sign_all, sign_event, sign_reject
-from agent.guards import DoubleReadFilter
-from agent.masterdata import BlockEntry, Blocklist
-from agent.pipeline import _uuid4
-from agent.verify import verify_chain
+from agent.records.envelope import ChainHead, canonical, chain_head, prepare
+from agent.records.signing import PARALLEL_MIN, sign_all, sign_event, sign_reject
+from agent.records.verify import verify_chain
+from agent.rules.double_reads import DoubleReadFilter
+from agent.rules.masterdata import BlockEntry, Blocklist
+from agent.service.pipeline import _uuid4
 
 BODIES: list[dict[str, Any]] = [
     {},
@@ -62,7 +62,7 @@ def test_serialised_once_yet_byte_identical_to_spec(body: dict[str, Any]) -> Non
     assert sign_reject(body, key) == payload
 
 
-@pytest.mark.parametrize("n", [0, 1, events.PARALLEL_MIN - 1, events.PARALLEL_MIN, 101])
+@pytest.mark.parametrize("n", [0, 1, PARALLEL_MIN - 1, PARALLEL_MIN, 101])
 def test_signing_a_batch_on_several_threads_gives_the_same_bytes(n: int) -> None:
     key = Ed25519PrivateKey.generate()
     bodies = [{"v": 1, "seq": i + 1, "code": f"{81234560000000000000 + i}"} for i in range(n)]
@@ -72,17 +72,17 @@ def test_signing_a_batch_on_several_threads_gives_the_same_bytes(n: int) -> None
 
 def test_a_chain_signed_in_parallel_verifies() -> None:
     key = Ed25519PrivateKey.generate()
-    head = events.ChainHead()
+    head = ChainHead()
     drafts = []
-    for i in range(3 * events.PARALLEL_MIN):
+    for i in range(3 * PARALLEL_MIN):
         body = {"v": 1, "seq": head.seq + 1, "prev": head.hash, "code": str(i)}
         unsigned = prepare(body)
-        head = events.chain_head(body, unsigned)
+        head = chain_head(body, unsigned)
         drafts.append(unsigned)
         assert sign_event(body, key).head == head
     report = verify_chain(sign_all(drafts, key), key.public_key())
     assert report.ok, report.problems
-    assert report.last_seq == 3 * events.PARALLEL_MIN
+    assert report.last_seq == 3 * PARALLEL_MIN
 
 
 def test_record_ids_are_random_version_4_uuids() -> None:

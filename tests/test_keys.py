@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from agent import keys
+from agent.store import keys
 
 
 def _mode(p: Path) -> int:

@@ -9,11 +9,10 @@ from typing import Any
 
 import pytest
 
-from agent import keys
 from agent.config import parse
 from agent.daemon import Agent
-from agent.policy import Decision
-from agent.store import OutboxReader, Sealer
+from agent.rules.decision import Decision
+from agent.store import OutboxReader, Sealer, keys
 from drivers import RawScan
 from hardware_sim.workload import DEMO_CASE_PREFIX, DEMO_MIDDLE_PREFIX, trace_code, unit_codes
 
@@ -77,7 +76,7 @@ class Station:
         return self.feedback.last()
 
     def request(self, action: str, **params: Any) -> dict[str, Any]:
-        from agent.pipeline import Control  # noqa: PLC0415
+        from agent.service.pipeline import Control  # noqa: PLC0415
 
         req = Control(action, params)
         self.agent.process([req])

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from agent.catalog import Catalog, CatalogError
 from agent.codes import GS
-from agent.messages import MESSAGES, SPEC_REASONS
-from agent.operations import OPERATIONS
-from agent.policy import assess
+from agent.rules.catalog import Catalog, CatalogError
+from agent.rules.decision import assess
+from agent.rules.operations import OPERATIONS
+from agent.rules.reasons import MESSAGES, SPEC_REASONS
 
 TODAY = dt.date(2026, 6, 15)
 UNIT_GTIN, CASE_GTIN = "06901234567892", "16901234567899"

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from agent.events import ZERO_HASH, ChainHead, canonical
+from agent.records.envelope import ZERO_HASH, ChainHead, canonical
 from agent.store import acks, recovery
 from agent.store.checkpoint import Checkpointer
 from agent.store.hwm import HighWaterMark

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from agent.codes import CodeError, recognise
-from agent.messages import message
+from agent.rules.reasons import message
 
 
 def _refusal(raw: str) -> CodeError:

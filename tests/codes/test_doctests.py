@@ -13,7 +13,7 @@ MODULES = [
     "agent.codes.gs1",
     "agent.codes.ma",
     "agent.codes.normalise",  # shadowed by the function of the same name in agent.codes
-    "agent.messages",
+    "agent.rules.reasons",
 ]
 
 

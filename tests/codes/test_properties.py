@@ -11,10 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.catalog import Catalog
 from agent.codes import GS, CodeError, recognise
-from agent.messages import STATELESS_REASONS
-from agent.policy import assess
+from agent.rules.catalog import Catalog
+from agent.rules.decision import assess
+from agent.rules.reasons import STATELESS_REASONS
 
 ALNUM = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 

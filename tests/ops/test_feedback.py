@@ -8,8 +8,8 @@ import select
 from collections.abc import Callable
 from pathlib import Path
 
-from agent.feedback import SoundFeedback, TerminalBell, signal_of
-from agent.policy import Decision
+from agent.ops.feedback import SoundFeedback, TerminalBell, signal_of
+from agent.rules.decision import Decision
 from drivers import RawScan
 from hardware_sim.broker import free_port
 from hardware_sim.serial_scanner import VirtualSerialScanner

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.localapi import ApiClient
+from agent.ops.localapi import ApiClient
 from hardware_sim.broker import LocalBroker, free_port
 from hardware_sim.workload import DEMO_CASE_PREFIX, trace_code, unit_codes
 from tests.harness import AgentProcess

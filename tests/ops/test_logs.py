@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from agent.logs import JournalFormatter, stderr_is_journal
+from agent.ops.logs import JournalFormatter, stderr_is_journal
 
 
 def record(level: int, msg: str, *args: object) -> logging.LogRecord:

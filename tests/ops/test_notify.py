@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.notify import SystemdNotifier
+from agent.ops.notify import SystemdNotifier
 from hardware_sim.broker import free_port
 from tests.harness import AgentProcess
 

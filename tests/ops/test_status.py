@@ -9,11 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from agent import keys
 from agent.config import StatusConfig, parse
 from agent.daemon import Acked, Agent
-from agent.pipeline import Control
-from agent.status import (
+from agent.ops.status import (
     RecordFacts,
     StatusSource,
     compute,
@@ -22,7 +20,8 @@ from agent.status import (
     render,
     upload_deadline,
 )
-from agent.store import DB_FILE, OutboxReader, Sealer
+from agent.service.pipeline import Control
+from agent.store import DB_FILE, OutboxReader, Sealer, keys
 from drivers import RawScan
 from hardware_sim.workload import DEMO_CATALOG_CSV, unit_codes
 

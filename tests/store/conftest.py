@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent.events import ChainHead, sign_event
+from agent.records.envelope import ChainHead
+from agent.records.signing import sign_event
 from agent.store import NewRecord, Sealer, Store
 
 EventMaker = Callable[[int], tuple[list[NewRecord], ChainHead]]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from agent.config import parse
 from agent.daemon import Agent
-from agent.policy import Decision
+from agent.rules.decision import Decision
 from agent.store.checkpoint import QUIET_S
 from drivers import RawScan
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import sqlite_utils
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent.export import read_records
+from agent.ops.export import read_records
 from agent.store import Limits, OutboxReader, Sealer, Store, acks
 from agent.store.acks import AckRuns, Run, runs_of
 from agent.store.schema import MIGRATIONS

@@ -14,10 +14,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agent import keys
-from agent.export import StoredRecord, read_records
-from agent.store import Sealer
-from agent.verify import verify_chain
+from agent.ops.export import StoredRecord, read_records
+from agent.records.verify import verify_chain
+from agent.store import Sealer, keys
 
 ROUNDS = 50
 PAUSE_ROUNDS = 16

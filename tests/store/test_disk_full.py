@@ -16,7 +16,7 @@ import pytest
 
 from agent.config import parse
 from agent.daemon import Agent
-from agent.policy import Decision
+from agent.rules.decision import Decision
 from drivers import RawScan
 
 

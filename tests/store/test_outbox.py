@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent.events import ZERO_HASH
+from agent.records.envelope import ZERO_HASH
 from agent.store import DB_FILE, CodeMark, NewRecord, OutboxReader, Sealer, Store, TamperedRecord
 from agent.store.schema import PAGE_SIZE
 from tests.store.conftest import make_events

@@ -9,10 +9,9 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent import keys
 from agent.config import parse
 from agent.daemon import Agent
-from agent.store import DB_FILE, OutboxReader, Sealer, Store
+from agent.store import DB_FILE, OutboxReader, Sealer, Store, keys
 from agent.store.hwm import BLOCK, HWM_FILE
 from drivers import RawScan
 from tests.store.conftest import make_events

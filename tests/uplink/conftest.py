@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from agent import pki
 from agent.config import Config, load
 from agent.daemon import Agent
+from agent.uplink import pki
 from drivers import RawScan
 from hardware_sim.broker import LocalBroker
 from hardware_sim.subscriber import Received, Recorder
@@ -192,7 +192,7 @@ class Pki:
 
 @pytest.fixture
 def test_pki(tmp_path: Path) -> Pki:
-    """A fresh PKI made with `agent.pki`, as `tracescan pki` would."""
+    """A fresh PKI made with `agent.uplink.pki`, as `tracescan pki` would."""
     return Pki(tmp_path / "pki")
 
 

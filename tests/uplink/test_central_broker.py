@@ -11,7 +11,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
-from agent import pki
+from agent.uplink import pki
 from hardware_sim.broker import LocalBroker
 from hardware_sim.workload import unit_codes
 from tests.uplink.conftest import (

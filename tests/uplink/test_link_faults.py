@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.uplink import dead_link_after
-from agent.verify import public_key_from_b64, verify_chain
+from agent.records.verify import public_key_from_b64, verify_chain
+from agent.uplink.client import dead_link_after
 from hardware_sim.broker import LocalBroker
 from hardware_sim.netfault import NetFault
 from hardware_sim.subscriber import Recorder

@@ -1,4 +1,4 @@
-"""`agent.pki` and `tracescan pki`: a CA, a broker certificate and device certificates."""
+"""`agent.uplink.pki` and `tracescan pki`: a CA, a broker certificate and device certificates."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from agent import pki
 from agent.cli import main
+from agent.uplink import pki
 
 
 def _cert(path: Path) -> x509.Certificate:

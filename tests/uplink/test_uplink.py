@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from agent import keys
-from agent.store import NewRecord, Sealer, Store
-from agent.uplink import Uplink
+from agent.store import NewRecord, Sealer, Store, keys
+from agent.uplink.client import Uplink
 from hardware_sim.broker import LocalBroker
 from hardware_sim.netfault import NetFault
 from hardware_sim.subscriber import Recorder

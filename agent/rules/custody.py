@@ -1,10 +1,8 @@
-"""The stateful rules of the regime, as pure functions over state the store provides.
+"""Custody transitions: what may follow what for one unit code, as pure functions.
 
-- Custody transitions: what may follow what for one unit code (a pack sold twice is a 回流
-  signal; dispensing a destroyed pack is nonsense).
+- A pack sold or dispensed twice is a 回流 signal; dispensing a destroyed pack is nonsense.
 - Split-pack (拆零) allowance: a unit code of a split-dispensed product may be dispensed up to
   its configured number of parts without counting as a duplicate.
-- Double reads: the same code from the same source inside a short window is absorbed.
 """
 
 from __future__ import annotations
@@ -12,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-from agent.operations import OPERATIONS
+from agent.rules.operations import OPERATIONS
 
 #: Operations that take a unit out to a patient or customer.
 DISPENSING: Final = frozenset({"dispense", "sale"})
@@ -65,44 +63,3 @@ def custody(op: str, last_op: str | None, count: int, *, parts: int = 1) -> Refu
     if op == last_op:
         return Refusal("already_recorded", None, needs_ack=False, detail=last_op)
     return Refusal("state_conflict", last_op, needs_ack=op in DISPENSING, detail=last_op)
-
-
-#: Entries the double-read map holds before reads older than the window are swept out.
-_SWEEP_AT: Final = 4096
-
-
-class DoubleReadFilter:
-    """Absorbs the same code from the same source inside `window` seconds.
-
-    Scanners fire twice and cameras see one pack in many frames; such repeats are not
-    errors for the worker and are not recorded. Memory is bounded: entries older than the
-    window are dropped as new scans arrive.
-    """
-
-    def __init__(self, window: float = 1.5) -> None:
-        self.window = window
-        self._last: dict[tuple[str, str], float] = {}
-        self._sweep_at = _SWEEP_AT
-        self.absorbed = 0
-
-    def forget(self, source: str, code: str) -> None:
-        """Drop a read (its scan was refused for storage reasons: a rescan must count)."""
-        self._last.pop((source, code), None)
-
-    def repeat(self, source: str, code: str, at: float) -> bool:
-        """True when this read repeats one inside the window (and is to be absorbed)."""
-        if self.window <= 0:
-            return False
-        key = (source, code)
-        prev = self._last.get(key)
-        self._last[key] = at
-        if len(self._last) > self._sweep_at:
-            cutoff = at - self.window
-            self._last = {k: t for k, t in self._last.items() if t >= cutoff}
-            # A burst inside the window survives the sweep whole: sweeping again on every
-            # read would cost O(entries) each; wait until the map has doubled instead.
-            self._sweep_at = max(_SWEEP_AT, 2 * len(self._last))
-        if prev is not None and 0 <= at - prev <= self.window:
-            self.absorbed += 1
-            return True
-        return False

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal
 
-from agent.operations import OPERATIONS
+from agent.rules.operations import OPERATIONS
 
 PREFIX: Final = "TSC:"
 Verb = Literal["op", "doc", "end", "undo", "ack"]

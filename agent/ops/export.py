@@ -18,8 +18,8 @@ from typing import Any, TextIO
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from agent.records.verify import ChainReport, verify_chain, verify_signature
 from agent.store import DB_FILE, Sealer, TamperedRecord, acks
-from agent.verify import ChainReport, verify_chain, verify_signature
 
 CSV_COLUMNS = ("topic", "seq", "ts", "op", "doc", "code", "kind", "level", "reason", "sent")
 

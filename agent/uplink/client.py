@@ -50,7 +50,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
 
 from agent.config import DeviceConfig, MqttConfig
-from agent.events import rfc3339
+from agent.records.envelope import rfc3339
 from agent.store import OutboxReader, OutboxRow, Sealer
 
 log = logging.getLogger(__name__)

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from agent.catalog import Catalog, CatalogError, entry_from_row
+from agent.rules.catalog import Catalog, CatalogError, entry_from_row
 
 MasterKind = Literal["catalog", "relations", "blocklist", "manifest"]
 KINDS: Final[tuple[MasterKind, ...]] = ("catalog", "relations", "blocklist", "manifest")

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Final
 
-from agent.operations import DEFAULT_OPERATION, OPERATIONS
+from agent.rules.operations import DEFAULT_OPERATION, OPERATIONS
 
 EX_CONFIG: Final = 78  # sysexits.h: configuration error
 

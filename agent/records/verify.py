@@ -13,7 +13,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from agent.events import ZERO_HASH, canonical
+from agent.records.envelope import ZERO_HASH, canonical
 
 
 @dataclass(slots=True)

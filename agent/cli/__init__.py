@@ -10,11 +10,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from agent import keys, logs
-from agent.catalog import Catalog, CatalogError
 from agent.config import EX_CONFIG, Config, ConfigError, load
-from agent.operations import DEFAULT_OPERATION, OPERATIONS
-from agent.policy import assess
+from agent.ops import logs
+from agent.rules.catalog import Catalog, CatalogError
+from agent.rules.decision import assess
+from agent.rules.operations import DEFAULT_OPERATION, OPERATIONS
+from agent.store import keys
 
 EX_USAGE = 2
 
@@ -80,7 +81,7 @@ def _cmd_keygen(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from agent import export  # noqa: PLC0415 - only this command needs it
+    from agent.ops import export  # noqa: PLC0415 - only this command needs it
     from agent.store import Sealer  # noqa: PLC0415
 
     config = _load_config(args.config)
@@ -112,7 +113,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_pki(args: argparse.Namespace) -> int:
-    from agent import pki  # noqa: PLC0415 - only this command needs it
+    from agent.uplink import pki  # noqa: PLC0415 - only this command needs it
 
     directory = Path(args.dir)
     try:
@@ -132,7 +133,7 @@ def _cmd_pki(args: argparse.Namespace) -> int:
 
 
 def _cmd_sheet(args: argparse.Namespace) -> int:
-    from agent import commands  # noqa: PLC0415 - Pillow and python-barcode only for this
+    from agent.rules import commands  # noqa: PLC0415 - Pillow and python-barcode only for this
 
     out = Path(args.out)
     if out.suffix.lower() not in (".png", ".pdf"):
@@ -147,7 +148,7 @@ def _cmd_sheet(args: argparse.Namespace) -> int:
 
 
 def _api_call(args: argparse.Namespace, cmd: str, **params: object) -> int:
-    from agent.localapi import ApiClient, ApiError, socket_path  # noqa: PLC0415
+    from agent.ops.localapi import ApiClient, ApiError, socket_path  # noqa: PLC0415
 
     config = _load_config(args.config)
     try:
@@ -171,7 +172,7 @@ def _cmd_ack(args: argparse.Namespace) -> int:
     if args.source != "*":
         return _api_call(args, "ack", source=args.source)
     # No scanner named: release every stopped one (the usual case on a one-scanner counter).
-    from agent.localapi import ApiClient, ApiError, socket_path  # noqa: PLC0415
+    from agent.ops.localapi import ApiClient, ApiError, socket_path  # noqa: PLC0415
 
     config = _load_config(args.config)
     try:
@@ -188,8 +189,8 @@ def _cmd_ack(args: argparse.Namespace) -> int:
 def _cmd_status(args: argparse.Namespace) -> int:
     import time  # noqa: PLC0415
 
-    from agent import status  # noqa: PLC0415
-    from agent.localapi import ApiClient, ApiError, socket_path  # noqa: PLC0415
+    from agent.ops import status  # noqa: PLC0415
+    from agent.ops.localapi import ApiClient, ApiError, socket_path  # noqa: PLC0415
     from agent.store import Sealer  # noqa: PLC0415
 
     config = _load_config(args.config)

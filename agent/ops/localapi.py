@@ -28,14 +28,14 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from agent import status as status_mod
-from agent.feedback import HeldProbe, signal_of
-from agent.policy import Decision
+from agent.ops import status as status_mod
+from agent.ops.feedback import HeldProbe, signal_of
+from agent.rules.decision import Decision
 from drivers import RawScan
 
 if TYPE_CHECKING:
     from agent.daemon import Agent
-    from agent.metrics import MetricsEndpoint
+    from agent.ops.metrics import MetricsEndpoint
 
 log = logging.getLogger(__name__)
 
@@ -221,7 +221,7 @@ class LocalApi:
         self._thread: threading.Thread | None = None
         self.metrics: MetricsEndpoint | None = None
         if prometheus_port:
-            from agent.metrics import MetricsEndpoint  # noqa: PLC0415 - only when configured
+            from agent.ops.metrics import MetricsEndpoint  # noqa: PLC0415 - only when configured
 
             self.metrics = MetricsEndpoint(prometheus_port, self.status)
 

@@ -24,16 +24,18 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
-from agent import commands, masterdata
-from agent.catalog import Catalog
 from agent.config import Config
-from agent.events import ChainHead, Unsigned, chain_head, prepare, rfc3339, sign_all, sign_reject
-from agent.guards import DISPENSING, DoubleReadFilter, Refusal, custody
-from agent.keys import KeyRing
-from agent.masterdata import Blocklist, Manifest, MasterKind, Relations
-from agent.operations import BILL_TYPES, OPERATIONS, UNIT_ONLY_OPERATIONS
-from agent.policy import Decision, assess
+from agent.records.envelope import ChainHead, Unsigned, chain_head, prepare, rfc3339
+from agent.records.signing import sign_all, sign_reject
+from agent.rules import commands, masterdata
+from agent.rules.catalog import Catalog
+from agent.rules.custody import DISPENSING, Refusal, custody
+from agent.rules.decision import Decision, assess
+from agent.rules.double_reads import DoubleReadFilter
+from agent.rules.masterdata import Blocklist, Manifest, MasterKind, Relations
+from agent.rules.operations import BILL_TYPES, OPERATIONS, UNIT_ONLY_OPERATIONS
 from agent.store import CodeMark, NamedBlob, NewRecord, Store, Topic
+from agent.store.keys import KeyRing
 from drivers import RawScan
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Final, Literal, Protocol, TextIO
 
 from agent.config import FeedbackConfig
-from agent.policy import Decision
+from agent.rules.decision import Decision
 from drivers import RawScan
 
 log = logging.getLogger(__name__)

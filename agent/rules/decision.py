@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from agent.catalog import Catalog
 from agent.codes import (
     DEFAULT_GS_STANDINS,
     Code,
@@ -19,15 +18,16 @@ from agent.codes import (
     PackLevel,
     recognise,
 )
-from agent.messages import message
-from agent.operations import UNIT_ONLY_OPERATIONS
+from agent.rules.catalog import Catalog
+from agent.rules.operations import UNIT_ONLY_OPERATIONS
+from agent.rules.reasons import message
 
 
 @dataclass(frozen=True, slots=True)
 class Decision:
     """The verdict on one input, in the shape of SPEC.md's `check` output.
 
-    `variant` selects a more specific worker message for the same reason (see agent.messages).
+    `variant` selects a more specific worker message for the same reason (see agent.rules.reasons).
     """
 
     input: str

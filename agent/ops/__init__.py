@@ -1,0 +1,1 @@
+"""What people and other programs touch: feedback, local API, status, metrics, sd_notify, logs."""
