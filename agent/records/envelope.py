@@ -1,4 +1,4 @@
-"""The event envelope of SPEC.md: canonical bytes, Ed25519 signature and the hash chain."""
+"""The record envelope of SPEC.md: canonical bytes, the serialise-once form, the hash chain."""
 
 from __future__ import annotations
 
@@ -73,3 +73,10 @@ def chain_head(body: dict[str, Any], unsigned: Unsigned) -> ChainHead:
     return ChainHead(
         seq if isinstance(seq, int) else 0, hashlib.sha256(unsigned.signed).hexdigest()
     )
+
+
+def signed_hash(payload: bytes) -> str:
+    """SHA-256 of an event's signed bytes (the payload without `sig`): the next `prev`."""
+    obj = json.loads(payload)
+    obj.pop("sig", None)
+    return hashlib.sha256(canonical(obj)).hexdigest()

@@ -15,7 +15,6 @@ from agent.store.outbox import (
     Store,
     StoreError,
     Topic,
-    signed_hash,
     unsent_depth,
     unsent_rows,
 )
@@ -38,7 +37,6 @@ __all__ = [
     "TamperedRecord",
     "Topic",
     "acks",
-    "signed_hash",
     "unsent_depth",
     "unsent_rows",
 ]

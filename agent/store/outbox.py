@@ -11,9 +11,7 @@ most of that speed for bursts.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
-import json
 import logging
 import sqlite3
 import time
@@ -22,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from agent.records.envelope import ZERO_HASH, ChainHead, canonical
+from agent.records.envelope import ZERO_HASH, ChainHead, signed_hash
 from agent.store import acks, recovery
 from agent.store.checkpoint import Checkpointer
 from agent.store.hwm import HighWaterMark
@@ -166,13 +164,6 @@ def unsent_depth(conn: sqlite3.Connection, done: acks.AckRuns) -> Depth:
         count += n
         oldest = first if oldest is None else oldest
     return Depth(count, oldest)
-
-
-def signed_hash(payload: bytes) -> str:
-    """SHA-256 of an event's signed bytes (the payload without `sig`): the next `prev`."""
-    obj = json.loads(payload)
-    obj.pop("sig", None)
-    return hashlib.sha256(canonical(obj)).hexdigest()
 
 
 class Store:

@@ -52,6 +52,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from agent.config import DeviceConfig, MqttConfig
 from agent.records.envelope import rfc3339
 from agent.store import OutboxReader, OutboxRow, Sealer
+from agent.uplink.tls import TrackedContext, client_context
 
 log = logging.getLogger(__name__)
 
@@ -106,18 +107,6 @@ def backoff_delay(attempt: int, initial: float, cap: float, rng: random.Random) 
 def dead_link_after(keepalive: float) -> float:
     """Seconds without a byte from the broker after which the connection is declared dead."""
     return DEAD_LINK_FACTOR * keepalive
-
-
-class _TrackedContext(ssl.SSLContext):
-    """An SSLContext that remembers the last socket it wrapped, so a failed handshake's socket
-    (which paho does not close) can be closed."""
-
-    last: ssl.SSLSocket | None = None
-
-    def wrap_socket(self, *args: Any, **kwargs: Any) -> ssl.SSLSocket:
-        """Wrap as usual, and keep a reference."""
-        self.last = super().wrap_socket(*args, **kwargs)
-        return self.last
 
 
 class _Lane:
@@ -194,7 +183,7 @@ class Uplink(threading.Thread):
         self._receive_max: int | None = None
         self._last_inbound = 0.0
         self._fd: int | None = None  # the connection's socket as registered with the selector
-        self._tls: _TrackedContext | None = None
+        self._tls: TrackedContext | None = None
         self._finished = threading.Event()
 
     # --- called from other threads -------------------------------------------------------
@@ -325,7 +314,7 @@ class Uplink(threading.Thread):
         client.max_inflight_messages_set(self.cfg.inflight)
         client.will_set(self.topics.status, b'{"online":false}', qos=1, retain=True)
         if self.cfg.ca_file or self.cfg.cert_file:
-            self._tls = self._tls_context()
+            self._tls = client_context(self.cfg.ca_file, self.cfg.cert_file, self.cfg.key_file)
             client.tls_set_context(self._tls)
         if self.cfg.username:
             client.username_pw_set(self.cfg.username, self.cfg.password or None)
@@ -336,21 +325,6 @@ class Uplink(threading.Thread):
         # TCP connect and TLS handshake; a blackholed link must not hold an attempt longer.
         client.connect_timeout = min(5.0, float(self.cfg.keepalive))
         return client
-
-    def _tls_context(self) -> _TrackedContext:
-        """Server verification against `ca_file` (system CAs without it), TLS >= 1.2, mTLS.
-
-        Built per connection, so a renewed certificate is picked up at the next reconnect.
-        """
-        ctx = _TrackedContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies the chain and the host name
-        if self.cfg.ca_file:
-            ctx.load_verify_locations(cafile=str(self.cfg.ca_file))
-        else:
-            ctx.load_default_certs()
-        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-        if self.cfg.cert_file and self.cfg.key_file:
-            ctx.load_cert_chain(str(self.cfg.cert_file), str(self.cfg.key_file))
-        return ctx
 
     def _connect(self, selector: selectors.BaseSelector) -> mqtt.Client | None:
         self.connect_attempts += 1
