@@ -37,7 +37,7 @@ def main() -> int:
         codes = unit_codes(N + NEW, start=1)
         now = time.time()
         for i in range(0, N, 100):
-            agent.process([RawScan(c, "bench", now) for c in codes[i : i + 100]])
+            agent.writer.process([RawScan(c, "bench", now) for c in codes[i : i + 100]])
         data_dir, cfg = config.device.data_dir, config.status
         t0 = time.perf_counter()
         fresh = gather(data_dir, agent.sealer, cfg, time.time())
@@ -46,7 +46,7 @@ def main() -> int:
         t0 = time.perf_counter()
         source.gather(cfg, time.time())
         t_first = time.perf_counter() - t0
-        agent.process([RawScan(c, "bench", time.time()) for c in codes[N:]])
+        agent.writer.process([RawScan(c, "bench", time.time()) for c in codes[N:]])
         t0 = time.perf_counter()
         kept = source.gather(cfg, time.time())
         t_next = time.perf_counter() - t0

@@ -96,7 +96,7 @@ def bench_latency(root: Path) -> tuple[list[float], list[float], float]:
     for i, code in enumerate(codes):
         scan = RawScan(code, "bench", time.time())
         t0 = time.perf_counter()
-        agent.process([scan])
+        agent.writer.process([scan])
         ours.append(time.perf_counter() - t0)
         if i % 20 == 19:  # PUBACKs arrive and are marked in small batches
             agent.store.write([], None, acked=list(range(i - 18, i + 2)))
@@ -132,7 +132,7 @@ def _pipeline_rate(root: Path, codes: list[str]) -> tuple[float, list[bytes]]:
     ]
     t0 = time.perf_counter()
     for batch in batches:
-        agent.process(list(batch))
+        agent.writer.process(list(batch))
     rate = N_BATCHES * BATCH / (time.perf_counter() - t0)
     reader = OutboxReader(root / "data", agent.store.sealer)
     events = [r.payload for r in reader.unsent(0, len(codes) * 2) if r.topic == "event"]

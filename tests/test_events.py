@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from agent.records.bodies import record_id
 from agent.records.envelope import ChainHead, canonical, chain_head, prepare
 from agent.records.signing import PARALLEL_MIN, sign_all, sign_event, sign_reject
 from agent.records.verify import verify_chain
 from agent.rules.double_reads import DoubleReadFilter
 from agent.rules.masterdata import BlockEntry, Blocklist
-from agent.service.pipeline import _uuid4
 
 BODIES: list[dict[str, Any]] = [
     {},
@@ -86,7 +86,7 @@ def test_a_chain_signed_in_parallel_verifies() -> None:
 
 
 def test_record_ids_are_random_version_4_uuids() -> None:
-    ids = {_uuid4() for _ in range(1000)}
+    ids = {record_id() for _ in range(1000)}
     assert len(ids) == 1000
     for text in ids:
         parsed = uuid.UUID(text)

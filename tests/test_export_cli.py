@@ -39,7 +39,7 @@ def _export(cfg: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def _scan(cfg: Path, codes: list[str]) -> None:
     agent = Agent(load(cfg), feedback=[])
     for code in codes:
-        agent.process([RawScan(code, "t", 1.7e9)])
+        agent.writer.process([RawScan(code, "t", 1.7e9)])
     agent.close()
 
 

@@ -12,6 +12,13 @@ import pytest
 from agent.config import parse
 from agent.daemon import Agent
 from agent.rules.decision import Decision
+from agent.service.requests import (
+    Acknowledge,
+    ApplyMasterData,
+    ControlRequest,
+    ListContexts,
+    Receipt,
+)
 from agent.store import OutboxReader, Sealer, keys
 from drivers import RawScan
 from hardware_sim.workload import DEMO_CASE_PREFIX, DEMO_MIDDLE_PREFIX, trace_code, unit_codes
@@ -72,14 +79,11 @@ class Station:
 
     def scan(self, text: str, source: str = "s1", gap: float = 1.0) -> Decision:
         self.clock += gap
-        self.agent.process([RawScan(text, source, self.clock)])
+        self.agent.writer.process([RawScan(text, source, self.clock)])
         return self.feedback.last()
 
-    def request(self, action: str, **params: Any) -> dict[str, Any]:
-        from agent.service.pipeline import Control  # noqa: PLC0415
-
-        req = Control(action, params)
-        self.agent.process([req])
+    def request(self, req: ControlRequest) -> dict[str, Any]:
+        self.agent.writer.process([req])
         result: dict[str, Any] = req.reply.result(1)
         return result
 
@@ -160,10 +164,10 @@ def test_transitions_that_make_sense_are_allowed_and_nonsense_is_refused(
         ("destroy", None),
         ("dispense", "state_conflict"),
     ]:
-        st.request("ack", source="s1")
+        st.request(Acknowledge(source="s1"))
         st.scan(f"TSC:OP:{op}")
         assert st.scan(a).reason == expect, op
-    st.request("ack", source="s1")
+    st.request(Acknowledge(source="s1"))
     st.scan("TSC:OP:stock_count")
     assert st.scan(a).accepted  # counting observes, whatever happened
     st.scan("TSC:OP:dispatch")
@@ -205,13 +209,13 @@ def test_case_and_middle_codes_are_refused_at_dispensing_and_sale(
     for op in ("dispense", "sale"):
         st.scan(f"TSC:OP:{op}")
         for code in (case, middle):
-            st.request("ack", source="s1")
+            st.request(Acknowledge(source="s1"))
             assert st.scan(code).reason == "level_not_allowed", (op, code)
 
 
 def _relations(st: Station, relations: dict[str, list[str]], version: int = 1) -> None:
     data = json.dumps({"version": version, "relations": relations})
-    assert st.request("master", kind="relations", data=data)["ok"]
+    assert st.request(ApplyMasterData(kind="relations", data=data))["ok"]
 
 
 def test_case_without_relation_data_asks_for_units(station: Callable[..., Station]) -> None:
@@ -254,7 +258,7 @@ def test_manifest_mismatch_is_refused_and_reported_when_the_document_closes(
         "codes": [*units[:3], case],
         "relations": {case: units[3:5]},
     }
-    assert st.request("master", kind="manifest", data=json.dumps(manifest))["ok"]
+    assert st.request(ApplyMasterData(kind="manifest", data=json.dumps(manifest)))["ok"]
     st.scan("TSC:DOC:DN-42")
     assert st.scan(units[0]).accepted
     assert st.scan(case).accepted  # expands through the manifest's own relations
@@ -276,9 +280,9 @@ def test_manifest_warn_mode_accepts_and_flags(station: Callable[..., Station]) -
     st = station(operation={"mode": "receive", "doc": "DN-7"}, policy={"manifest_mode": "warn"})
     units = unit_codes(2, start=700)
     st.request(
-        "master",
-        kind="manifest",
-        data=json.dumps({"version": 1, "doc": "DN-7", "codes": units[:1]}),
+        ApplyMasterData(
+            kind="manifest", data=json.dumps({"version": 1, "doc": "DN-7", "codes": units[:1]})
+        )
     )
     assert st.scan(units[1]).accepted
     assert st.records("event")[-1]["fields"]["manifest"] == "unexpected"
@@ -294,21 +298,21 @@ def test_blocklist_update_while_scanning_applies_at_once_and_survives_restart(
         "version": 5,
         "entries": [{"type": "code", "value": b, "reason": "recall R-2026-11"}],
     }
-    assert st.request("master", kind="blocklist", data=json.dumps(blocklist))["applied"]
+    assert st.request(ApplyMasterData(kind="blocklist", data=json.dumps(blocklist)))["applied"]
     refused = st.scan(b)
     assert refused.reason == "blocked"
     assert "R-2026-11" in refused.message("en")
-    st.request("ack", source="s1")
+    st.request(Acknowledge(source="s1"))
     older = {"version": 4, "entries": []}
-    assert not st.request("master", kind="blocklist", data=json.dumps(older))["applied"]
+    assert not st.request(ApplyMasterData(kind="blocklist", data=json.dumps(older)))["applied"]
     st2 = station()
     assert st2.scan(b).reason == "blocked"
     product = {
         "version": 6,
         "entries": [{"type": "product", "value": "8123456", "reason": "batch recall"}],
     }
-    st2.request("ack", source="s1")
-    st2.request("master", kind="blocklist", data=json.dumps(product))
+    st2.request(Acknowledge(source="s1"))
+    st2.request(ApplyMasterData(kind="blocklist", data=json.dumps(product)))
     assert st2.scan(c).reason == "blocked"
 
 
@@ -317,7 +321,7 @@ def test_bad_master_data_leaves_the_previous_set_in_force(station: Callable[...,
     case = trace_code(DEMO_CASE_PREFIX, 3)
     _relations(st, {case: unit_codes(2, start=900)})
     bad = st.request(
-        "master", kind="relations", data='{"version": 9, "relations": {"x": "not a list"}}'
+        ApplyMasterData(kind="relations", data='{"version": 9, "relations": {"x": "not a list"}}')
     )
     assert not bad["ok"]
     assert st.scan(case).accepted
@@ -340,12 +344,12 @@ def test_receipt_lists_the_sale_documents_codes(station: Callable[..., Station])
     st.scan("TSC:DOC:R-1")
     for c in codes:
         st.scan(c)
-    receipt = st.request("receipt", doc="R-1")
+    receipt = st.request(Receipt(doc="R-1"))
     assert receipt["codes"] == codes
     assert codes[0] in receipt["text"]
     st.scan("TSC:UNDO")  # the last sale is voided: it leaves the receipt, now and after restart
-    assert st.request("receipt", doc="R-1")["codes"] == codes[:1]
-    assert station().request("receipt", doc="R-1")["codes"] == codes[:1]
+    assert st.request(Receipt(doc="R-1"))["codes"] == codes[:1]
+    assert station().request(Receipt(doc="R-1"))["codes"] == codes[:1]
 
 
 def test_context_survives_restart(station: Callable[..., Station]) -> None:
@@ -353,5 +357,5 @@ def test_context_survives_restart(station: Callable[..., Station]) -> None:
     st.scan("TSC:OP:receive", source="dock")
     st.scan("TSC:DOC:PO-9", source="dock")
     st2 = station()
-    ctx = st2.request("contexts")["contexts"]["dock"]
+    ctx = st2.request(ListContexts())["contexts"]["dock"]
     assert (ctx["op"], ctx["doc"]) == ("receive", "PO-9")

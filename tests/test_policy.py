@@ -12,6 +12,7 @@ from agent.rules.catalog import Catalog, CatalogError
 from agent.rules.decision import assess
 from agent.rules.operations import OPERATIONS
 from agent.rules.reasons import MESSAGES, SPEC_REASONS
+from agent.service.masterfiles import read_catalog
 
 TODAY = dt.date(2026, 6, 15)
 UNIT_GTIN, CASE_GTIN = "06901234567892", "16901234567899"
@@ -29,7 +30,7 @@ CATALOG_CSV = (
 def catalog(tmp_path: Path) -> Catalog:
     path = tmp_path / "catalog.csv"
     path.write_text(CATALOG_CSV, encoding="utf-8")
-    return Catalog.load(path)
+    return read_catalog(path)
 
 
 def _gs1(gtin: str, expiry: str = "281231") -> str:
@@ -159,4 +160,4 @@ def test_catalog_rejects_a_bad_level(tmp_path: Path) -> None:
     path = tmp_path / "bad.csv"
     path.write_text("code,level,ratio,name\n8123456,pallet,1,x\n", encoding="utf-8")
     with pytest.raises(CatalogError, match=r"bad\.csv:2"):
-        Catalog.load(path)
+        read_catalog(path)

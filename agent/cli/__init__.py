@@ -15,6 +15,7 @@ from agent.ops import logs
 from agent.rules.catalog import Catalog, CatalogError
 from agent.rules.decision import assess
 from agent.rules.operations import DEFAULT_OPERATION, OPERATIONS
+from agent.service.masterfiles import read_catalog
 from agent.store import keys
 
 EX_USAGE = 2
@@ -35,7 +36,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     catalog = Catalog()
     if args.catalog:
         try:
-            catalog = Catalog.load(Path(args.catalog))
+            catalog = read_catalog(Path(args.catalog))
         except CatalogError as exc:
             print(f"tracescan check: {exc}", file=sys.stderr)
             return EX_USAGE

@@ -7,8 +7,9 @@ belongs to the `tracescan` group when that group exists, so adding a POS user to
 is the whole access control. See README "Local API" for the protocol with examples.
 
 Threads: one per connection (a handful at most). Nothing here touches the store's writer
-connection: control requests go through `Agent.request` (run on the writer thread), scans
-through `Agent.submit`, and `status` opens its own read-only connection.
+connection: the API depends only on a `ControlPort` (the writer's inbox): control requests
+are parsed into typed, validated requests here and run on the writer thread; scans are
+submitted; `status` reads the store through its own read-only connection.
 """
 
 from __future__ import annotations
@@ -24,17 +25,30 @@ import socketserver
 import stat
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from agent.ops import status as status_mod
 from agent.ops.feedback import HeldProbe, signal_of
 from agent.rules.decision import Decision
+from agent.rules.operations import OPERATIONS, is_operation
+from agent.service.contexts import valid_doc
+from agent.service.requests import (
+    ALL_SOURCES,
+    Acknowledge,
+    ControlPort,
+    ControlRequest,
+    Counters,
+    EndDocument,
+    ListContexts,
+    Receipt,
+    SetMode,
+    Undo,
+)
 from drivers import RawScan
 
 if TYPE_CHECKING:
-    from agent.daemon import Agent
     from agent.ops.metrics import MetricsEndpoint
 
 log = logging.getLogger(__name__)
@@ -44,11 +58,63 @@ API_SOURCE: Final = "api"  # the default scanner source of scans submitted over 
 _SUBSCRIBER_QUEUE: Final = 1000  # a subscriber this far behind is dropped, never waited for
 _SUBMIT_TIMEOUT: Final = 5.0
 _MAX_LINE: Final = 64 * 1024
-_CONTROL: Final = frozenset({"mode", "end", "undo", "ack", "contexts", "receipt", "counters"})
+_MAX_SOURCE: Final = 64
+_MAX_TEXT: Final = 4096  # a scan submitted over the API: as long as a serial line may be
 
 
 class ApiError(Exception):
     """The daemon's API could not be reached or answered with an error."""
+
+
+class BadRequest(ValueError):
+    """A request field is missing, of the wrong type or out of bounds (an error reply)."""
+
+
+def _source(fields: dict[str, Any], default: str = ALL_SOURCES) -> str:
+    value = fields.get("source")
+    if value is None or value == "":
+        return default
+    if not isinstance(value, str) or len(value) > _MAX_SOURCE or not value.isprintable():
+        raise BadRequest(f"'source' must be a scanner name of at most {_MAX_SOURCE} characters")
+    return value
+
+
+def _doc(value: object, *, allow_clear: bool) -> str:
+    if allow_clear and value == "":
+        return ""
+    if not valid_doc(value):
+        raise BadRequest("'doc' must be a document id of 1-64 printable characters")
+    return value
+
+
+def parse_control(cmd: str, fields: dict[str, Any]) -> ControlRequest | None:
+    """The typed request for `cmd` (None when `cmd` is not a control request).
+
+    Raises `BadRequest` naming the field at fault: nothing unvalidated reaches the writer.
+    """
+    if cmd == "mode":
+        op = fields.get("op")
+        if op is not None and not is_operation(op):
+            raise BadRequest(f"unknown operation {op!r} (one of {', '.join(OPERATIONS)})")
+        doc = fields.get("doc")
+        return SetMode(
+            source=_source(fields),
+            op=op,
+            doc=None if doc is None else _doc(doc, allow_clear=True),
+        )
+    if cmd == "end":
+        return EndDocument(source=_source(fields))
+    if cmd == "undo":
+        return Undo(source=_source(fields))
+    if cmd == "ack":
+        return Acknowledge(source=_source(fields))
+    if cmd == "contexts":
+        return ListContexts()
+    if cmd == "receipt":
+        return Receipt(doc=_doc(fields.get("doc"), allow_clear=False))
+    if cmd == "counters":
+        return Counters()
+    return None
 
 
 def socket_path(data_dir: Path, configured: Path | None) -> Path:
@@ -208,22 +274,29 @@ class LocalApi:
     """The Unix-socket server of a running agent."""
 
     def __init__(
-        self, agent: Agent, path: Path, group: str = "tracescan", prometheus_port: int = 0
+        self,
+        port: ControlPort,
+        path: Path,
+        *,
+        lang: str,
+        held: HeldProbe,
+        status: Callable[[], dict[str, Any]],
+        group: str = "tracescan",
+        prometheus_port: int = 0,
     ) -> None:
-        self.agent = agent
+        self.port = port
         self.path = path
         self.group = group
+        self.status = status
         self.closing = threading.Event()
-        self.feedback = ApiFeedback(agent.config.device.lang, agent.stopped_line)
-        # Kept for the daemon's life: each status call decrypts only the records new since the last.
-        self._status = status_mod.StatusSource(agent.config.device.data_dir, agent.sealer)
+        self.feedback = ApiFeedback(lang, held)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self.metrics: MetricsEndpoint | None = None
         if prometheus_port:
             from agent.ops.metrics import MetricsEndpoint  # noqa: PLC0415 - only when configured
 
-            self.metrics = MetricsEndpoint(prometheus_port, self.status)
+            self.metrics = MetricsEndpoint(prometheus_port, status)
 
     def start(self) -> bool:
         """Bind the socket and serve in the background; False (logged) when it cannot."""
@@ -289,45 +362,35 @@ class LocalApi:
 
     def answer(self, request: dict[str, Any]) -> dict[str, Any]:
         """The reply to one request (runs on the connection's thread)."""
-        cmd = str(request.get("cmd", ""))
-        params = {k: v for k, v in request.items() if k not in ("cmd", "id", "timeout")}
+        cmd = request.get("cmd")
+        fields = {k: v for k, v in request.items() if k not in ("cmd", "id", "timeout")}
         try:
             if cmd == "submit":
-                return self._submit(params)
+                return self._submit(fields)
             if cmd == "status":
                 return {"ok": True, **self.status()}
-            if cmd in _CONTROL:
-                return self.agent.request(cmd, **params)
+            req = parse_control(cmd, fields) if isinstance(cmd, str) else None
+            if req is not None:
+                return self.port.request(req)
         except TimeoutError:
             return {"ok": False, "error": "the agent did not answer in time"}
-        except (TypeError, ValueError, KeyError) as exc:
+        except BadRequest as exc:
             return {"ok": False, "error": f"bad request: {exc}"}
-        return {"ok": False, "error": f"unknown cmd {cmd!r}"}
+        return {"ok": False, "error": f"unknown cmd {str(cmd)[:32]!r}"}
 
-    def _submit(self, params: dict[str, Any]) -> dict[str, Any]:
-        text = params.get("text")
-        if not isinstance(text, str):
-            raise TypeError("submit needs a string 'text'")
-        scan = RawScan(text, str(params.get("source") or API_SOURCE), time.time())
+    def _submit(self, fields: dict[str, Any]) -> dict[str, Any]:
+        text = fields.get("text")
+        if not isinstance(text, str) or len(text) > _MAX_TEXT:
+            raise BadRequest(f"submit needs a string 'text' of at most {_MAX_TEXT} characters")
+        scan = RawScan(text, _source(fields, API_SOURCE), time.time())
         waiter = self.feedback.expect(scan)
-        self.agent.submit(scan)
+        self.port.submit(scan)
         try:
             result = waiter.result(_SUBMIT_TIMEOUT)
         except TimeoutError:
             self.feedback.forget(scan)
             raise
         return {"ok": True, **result}
-
-    def status(self) -> dict[str, Any]:
-        """Compliance figures from the store plus what only the running daemon knows."""
-        cfg = self.agent.config
-        st = self._status.gather(cfg.status, time.time())
-        st.online = self.agent.uplink.connected.is_set()
-        st.counters = self.agent.request("counters").get("counters", {})
-        out = st.as_dict()
-        out["contexts"] = self.agent.request("contexts").get("contexts", {})
-        out["device"] = f"{cfg.device.site}/{cfg.device.id}"
-        return out
 
 
 def _clear_stale(path: Path) -> None:

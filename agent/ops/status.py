@@ -10,36 +10,23 @@ within 7 working days of sale or use. The figures here are computed from the sto
   day they were stored; weekends and configured holidays do not count) has passed → alarm.
 
 `compute` is pure (records and `now` in, `Status` out), so the deadline arithmetic is tested
-with an injected clock; `StatusSource` is the shell that reads a store with its own read-only
-connection (it never touches the daemon's writer connection), and `gather` a one-off reading.
+with an injected clock; `StatusSource` reads the store through `agent.store.facts` (its own
+read-only connection, never the daemon's writer), and `gather` is a one-off reading.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
-import sqlite3
-import threading
-from array import array
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from agent.config import StatusConfig
-from agent.store import DB_FILE, Sealer, TamperedRecord, acks, unsent_rows
-
-
-@dataclass(frozen=True, slots=True)
-class RecordFacts:
-    """What status needs from one stored record (decrypted by the caller)."""
-
-    topic: str
-    created: float
-    sent: float | None
-    op: str | None = None
-    reason: str | None = None
-    void: bool = False
+from agent.service.requests import ControlPort, Counters, ListContexts
+from agent.store import Sealer
+from agent.store.facts import FactsReader, RecordFacts
 
 
 @dataclass(slots=True)
@@ -161,159 +148,55 @@ def compute(
     return status
 
 
-def payload_facts(topic: str, created: float, sent: float | None, payload: bytes) -> RecordFacts:
-    """The status-relevant facts of a decrypted record."""
-    try:
-        obj = json.loads(payload)
-    except ValueError:
-        return RecordFacts(topic, created, sent)
-    fields = obj.get("fields")
-    void = isinstance(fields, dict) and "void_of" in fields
-    return RecordFacts(topic, created, sent, obj.get("op"), obj.get("reason"), void)
-
-
 class StatusSource:
-    """Reads a store for `status`, decrypting each record once.
-
-    The daemon keeps one for its life, so a status call or a metrics scrape decrypts only the
-    records stored since the previous call (a busy site stores tens of thousands a day, and
-    decrypting and parsing all of them took ~0.35 s a call). What a record says (operation,
-    refusal reason, undo) never changes and is kept in compact arrays, ~20 bytes a record;
-    what can change is read fresh on every call in one snapshot: the topic (a tampered row
-    becomes `quarantined`), whether the row still exists (pruning), and when it was sent.
-    Thread-safe: the local API and the metrics endpoint share one.
-    """
+    """`status` figures from a store: its facts (read once each, see `FactsReader`) computed
+    at `now`. The daemon keeps one for its life; thread-safe."""
 
     def __init__(self, data_dir: Path, sealer: Sealer) -> None:
-        self.data_dir = data_dir
-        self.sealer = sealer
-        self._lock = threading.Lock()
-        self._forget_all()
-
-    def _forget_all(self) -> None:
-        self._rids = array("q")  # ascending
-        self._created = array("d")
-        self._kind = array("H")  # index into `_kinds`
-        self._kinds: list[tuple[str | None, str | None, bool]] = []
-        self._kind_ids: dict[tuple[str | None, str | None, bool], int] = {}
-        self._after = 0  # every row up to this rid has been looked at
-        self._since = float("inf")  # the earliest window start the arrays cover
+        self.reader = FactsReader(data_dir, sealer)
 
     def gather(self, cfg: StatusConfig, now: float, tz: dt.tzinfo | None = None) -> Status:
-        """Read the store (read-only, its own connection) and compute the status at `now`."""
-        since = now - cfg.window_hours * 3600.0
-        with self._lock:
-            if since < self._since:  # a longer window or a clock set back: start over
-                self._forget_all()
-            self._since = since
-            conn = sqlite3.connect(f"file:{self.data_dir / DB_FILE}?mode=ro", uri=True)
-            try:
-                conn.execute("BEGIN")  # one snapshot: the rows, their topics, the done runs
-                done = acks.load(conn)
-                self._read_new(conn, since)
-                self._forget_before(since)
-                records = self._facts(conn, done)
-                # One pass over the unsent rows gives the depth and the deadline's input;
-                # `created` is stored in clear, so no decryption.
-                unsent = unsent_rows(
-                    conn, done, 0, 2**63 - 1, limit=2**62, columns="created, topic"
-                )
-            finally:
-                conn.close()
+        """Read the store and compute the status at `now`."""
+        facts = self.reader.read(now - cfg.window_hours * 3600.0)
         return compute(
-            records,
-            [created for created, topic in unsent if topic == "event"],
+            facts.records,
+            facts.unsent_events,
             now=now,
             cfg=cfg,
-            unsent=len(unsent),
-            oldest_unsent=unsent[0][0] if unsent else None,
+            unsent=facts.unsent,
+            oldest_unsent=facts.oldest_unsent,
             tz=tz,
         )
 
-    def _read_new(self, conn: sqlite3.Connection, since: float) -> None:
-        if not self._after:  # a first reading starts at the window, not at the oldest row
-            self._after = first_rid_since(conn, since) - 1
-        rows = conn.execute(
-            "SELECT rid, topic, created, body FROM outbox WHERE rid > ? ORDER BY rid",
-            (self._after,),
-        )
-        for rid, topic, created, body in rows:
-            self._after = rid
-            if created < since or topic not in ("event", "reject"):
-                continue
-            try:
-                facts = payload_facts(topic, created, None, self.sealer.open(rid, body))
-            except TamperedRecord:
-                continue  # a record that fails authentication is export's business
-            kind = (facts.op, facts.reason, facts.void)
-            index = self._kind_ids.get(kind)
-            if index is None:
-                index = self._kind_ids[kind] = len(self._kinds)
-                self._kinds.append(kind)
-            self._rids.append(rid)
-            self._created.append(created)
-            self._kind.append(index)
 
-    def _forget_before(self, since: float) -> None:
-        """Drop the records that have left the window (stored in rid order, so a prefix)."""
-        gone = 0
-        while gone < len(self._created) and self._created[gone] < since:
-            gone += 1
-        if gone:
-            del self._rids[:gone], self._created[:gone], self._kind[:gone]
+class LiveStatus:
+    """The running daemon's status: the store's figures plus what only the daemon knows
+    (the link, live counters, scanner contexts). Called by the local API and metrics."""
 
-    def _facts(self, conn: sqlite3.Connection, done: acks.AckRuns) -> list[RecordFacts]:
-        if not self._rids:
-            return []
-        rids, created, kind, kinds, find = (
-            self._rids,
-            self._created,
-            self._kind,
-            self._kinds,
-            done.find,
-        )
-        out = []
-        i, n = 0, len(rids)
-        rows = conn.execute(
-            "SELECT rid, topic FROM outbox WHERE rid BETWEEN ? AND ? ORDER BY rid",
-            (rids[0], rids[-1]),
-        )
-        for rid, topic in rows:  # both ascending: a merge; rows pruned meanwhile drop out
-            while i < n and rids[i] < rid:
-                i += 1
-            if i == n:
-                break
-            if rids[i] == rid:
-                op, reason, void = kinds[kind[i]]
-                run = find(rid)
-                out.append(
-                    RecordFacts(topic, created[i], run.at if run else None, op, reason, void)
-                )
+    def __init__(
+        self,
+        source: StatusSource,
+        cfg: StatusConfig,
+        port: ControlPort,
+        *,
+        online: Callable[[], bool],
+        device: str,
+    ) -> None:
+        self.source = source
+        self.cfg = cfg
+        self.port = port
+        self.online = online
+        self.device = device
+
+    def __call__(self) -> dict[str, Any]:
+        """The figures as plain data (`status --json`)."""
+        st = self.source.gather(self.cfg, time.time())
+        st.online = self.online()
+        st.counters = self.port.request(Counters()).get("counters", {})
+        out = st.as_dict()
+        out["contexts"] = self.port.request(ListContexts()).get("contexts", {})
+        out["device"] = self.device
         return out
-
-
-def first_rid_since(conn: sqlite3.Connection, since: float) -> int:
-    """The lowest row id stored at or after `since` (one past the last when none is).
-
-    Rows are appended in time order, so this bisects on row ids: ~20 lookups instead of
-    reading a retention period of sealed rows to find a day's worth. A clock set back while
-    scanning can move the start by as much as it was set back; status is a figure, and
-    `tracescan export --since` still reads every row.
-    """
-    lo, top = conn.execute(
-        "SELECT COALESCE(MIN(rid), 1), COALESCE(MAX(rid), 0) FROM outbox"
-    ).fetchone()
-    hi = top + 1
-    while lo < hi:
-        mid = (lo + hi) // 2
-        row = conn.execute(
-            "SELECT created FROM outbox WHERE rid >= ? ORDER BY rid LIMIT 1", (mid,)
-        ).fetchone()
-        if row is None or row[0] >= since:
-            hi = mid
-        else:
-            lo = mid + 1
-    return int(lo)
 
 
 def gather(

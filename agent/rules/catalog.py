@@ -8,9 +8,9 @@ an optional `parts` column: how many times a split-dispensed (拆零) unit code 
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Final
 
 from agent.codes.model import Code, PackLevel
@@ -58,24 +58,19 @@ class Catalog:
         entry = self.lookup(code)
         return entry.level if entry else "unknown"
 
-    @classmethod
-    def load(cls, path: Path) -> Catalog:
-        """Read a catalog CSV, raising `CatalogError` naming the first bad line."""
-        entries: dict[str, CatalogEntry] = {}
-        try:
-            with path.open(newline="", encoding="utf-8-sig") as fh:
-                reader = csv.DictReader(fh)
-                missing = {"code", "level", "ratio"} - set(reader.fieldnames or ())
-                if missing:
-                    raise CatalogError(f"{path}: header lacks {', '.join(sorted(missing))}")
-                for row in reader:
-                    entry = entry_from_row(row, f"{path}:{reader.line_num}")
-                    entries[entry.code] = entry
-        except OSError as exc:
-            raise CatalogError(f"{path}: cannot read ({exc.strerror})") from exc
-        except UnicodeDecodeError as exc:
-            raise CatalogError(f"{path}: not UTF-8") from exc
-        return cls(entries)
+
+def parse_catalog_csv(text: str, where: str) -> Catalog:
+    """A catalog from CSV text (header `code,level,ratio,name[,parts]`), or `CatalogError`
+    naming `where` and the first bad line."""
+    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
+    missing = {"code", "level", "ratio"} - set(reader.fieldnames or ())
+    if missing:
+        raise CatalogError(f"{where}: header lacks {', '.join(sorted(missing))}")
+    entries: dict[str, CatalogEntry] = {}
+    for row in reader:
+        entry = entry_from_row(row, f"{where}:{reader.line_num}")
+        entries[entry.code] = entry
+    return Catalog(entries)
 
 
 def entry_from_row(row: dict[str, str | None], where: str) -> CatalogEntry:

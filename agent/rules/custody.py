@@ -10,20 +10,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-from agent.rules.operations import OPERATIONS
+from agent.rules.operations import CUSTODY_OPS, DISPENSING, OBSERVING, Operation
+from agent.rules.reasons import Reason
 
-#: Operations that take a unit out to a patient or customer.
-DISPENSING: Final = frozenset({"dispense", "sale"})
-
-#: Operations that change who holds the pack. `stock_count` only observes and changes nothing.
-CUSTODY_OPS: Final = frozenset(OPERATIONS) - {"stock_count"}
-
-_ANY: Final = CUSTODY_OPS | {"stock_count"}
+_ANY: Final = CUSTODY_OPS | {OBSERVING}
 
 #: last custody operation recorded here -> operations that may follow it. Anything else is
 #: refused: the same operation again is `already_recorded`, a different one `state_conflict`.
 #: A code never seen here may take any operation (it may have been received elsewhere).
-FOLLOWS: Final[dict[str, frozenset[str]]] = {
+FOLLOWS: Final[dict[Operation, frozenset[Operation]]] = {
     "receive": _ANY - {"receive", "customer_return"},
     "dispatch": frozenset({"receive", "customer_return", "recall", "stock_count"}),
     "dispense": frozenset({"customer_return", "recall", "stock_count"}),
@@ -39,19 +34,21 @@ FOLLOWS: Final[dict[str, frozenset[str]]] = {
 class Refusal:
     """Why a stateful rule refuses a scan; `needs_ack` stops the line until acknowledged."""
 
-    reason: str
+    reason: Reason
     variant: str | None = None
     needs_ack: bool = False
     detail: str = ""
 
 
-def custody(op: str, last_op: str | None, count: int, *, parts: int = 1) -> Refusal | None:
+def custody(
+    op: Operation, last_op: Operation | None, count: int, *, parts: int = 1
+) -> Refusal | None:
     """Judge `op` for a unit code whose last custody operation here was `last_op`.
 
     `count` is how many times `last_op` was recorded in a row; `parts` is the split-pack
     allowance of the product (1 for whole packs).
     """
-    if last_op is None or op == "stock_count":
+    if last_op is None or op == OBSERVING:
         return None
     if op in DISPENSING and last_op in DISPENSING:
         if count < parts:

@@ -1,7 +1,7 @@
-"""Whether a recognised code is acceptable for the operation in force.
+"""Whether a recognised code is acceptable for the operation in force: level and expiry.
 
 Pure functions: the code, the operation, master data and today's date in; a `Decision` out.
-Stateful rules (double reads, a unit sold twice) build on this in the daemon's pipeline.
+Stateful rules (double reads, custody, blocklist, manifests) build on this in `agent/service`.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from agent.codes import (
     recognise,
 )
 from agent.rules.catalog import Catalog
-from agent.rules.operations import UNIT_ONLY_OPERATIONS
-from agent.rules.reasons import message
+from agent.rules.operations import DISPENSING, Operation
+from agent.rules.reasons import Reason, is_stateless_reason, message
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +34,7 @@ class Decision:
     accepted: bool
     kind: Kind
     level: PackLevel
-    reason: str | None
+    reason: Reason | None
     text: str
     fields: dict[str, FieldValue] = field(default_factory=dict)
     symbology: str | None = None
@@ -58,19 +58,19 @@ class Decision:
             "fields": self.fields,
         }
 
-    def refused(self, reason: str) -> Decision:
+    def refused(self, reason: Reason) -> Decision:
         """The same input refused for `reason` (e.g. when storage fails)."""
         return Decision(
             self.input, False, self.kind, self.level, reason, self.text, self.fields, self.symbology
         )
 
 
-def judge(code: Code, *, op: str, catalog: Catalog, today: dt.date, raw: str) -> Decision:
+def judge(code: Code, *, op: Operation, catalog: Catalog, today: dt.date, raw: str) -> Decision:
     """Apply the packaging-level guard and the expiry rule for `op`."""
     level = catalog.level_of(code)
-    reason: str | None = None
+    reason: Reason | None = None
     # Expiry is judged against the local date the scan happened on, passed in (no clock here).
-    if op in UNIT_ONLY_OPERATIONS:
+    if op in DISPENSING:
         if level in ("middle", "case", "pallet"):
             reason = "level_not_allowed"
         else:
@@ -85,7 +85,7 @@ def judge(code: Code, *, op: str, catalog: Catalog, today: dt.date, raw: str) ->
 def assess(
     raw: str,
     *,
-    op: str,
+    op: Operation,
     catalog: Catalog,
     today: dt.date,
     gs_standins: tuple[str, ...] = DEFAULT_GS_STANDINS,
@@ -103,7 +103,7 @@ def assess(
             False,
             exc.kind,
             "pallet" if exc.kind == "sscc" else "unknown",
-            exc.reason,
+            exc.reason if is_stateless_reason(exc.reason) else "unknown_format",
             _printable(raw),
             dict(exc.fields),
             variant=exc.variant,

@@ -14,7 +14,8 @@ JSON shapes (all with an integer `version`):
 - manifest:  `{"version": 1, "doc": "<bill id>", "supplier": "...", "codes": [...],
   "relations": {...}}` — the supplier's dispatch data for one document; `codes` may list
   cases, which are expanded through the manifest's (or the global) relations.
-CSV: catalog as in SPEC (`code,level,ratio,name[,parts]`); relations `parent,child`; blocklist `type,value,reason`; manifest `doc,code`.
+CSV: catalog as in SPEC (`code,level,ratio,name[,parts]`); relations `parent,child`; blocklist
+`type,value,reason`; manifest `doc,code`. Reading files is the service's (`agent/service/masterfiles.py`).
 """
 
 from __future__ import annotations
@@ -24,51 +25,19 @@ import io
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Final, Literal
 
+from agent.rules.aggregation import Relations
+from agent.rules.blocklist import BLOCK_TYPES, BlockEntry, Blocklist
 from agent.rules.catalog import Catalog, CatalogError, entry_from_row
+from agent.rules.manifest import Manifest
 
 MasterKind = Literal["catalog", "relations", "blocklist", "manifest"]
 KINDS: Final[tuple[MasterKind, ...]] = ("catalog", "relations", "blocklist", "manifest")
-BLOCK_TYPES: Final = ("code", "batch", "product")
-_MAX_DEPTH: Final = 4  # pallet → case → middle → unit
 
 
 class MasterDataError(ValueError):
     """A master-data document is malformed; the message says where."""
-
-
-@dataclass(frozen=True, slots=True)
-class Relations:
-    """Parent → children packing relations (as the manufacturer uploaded them)."""
-
-    version: int = 0
-    children: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-
-    def expand(self, code: str, extra: Relations | None = None) -> tuple[str, ...] | None:
-        """The unit codes inside `code` (recursively), or None when it has no known children.
-
-        Uses the actual relation data, never a nominal ratio: mixed (拼箱) and partial (零箱)
-        cases expand to exactly what was packed.
-        """
-        if code not in self.children and not (extra and code in extra.children):
-            return None
-        units: list[str] = []
-        self._collect(code, extra, units, 0)
-        return tuple(units)
-
-    def _collect(self, code: str, extra: Relations | None, out: list[str], depth: int) -> None:
-        kids = (extra.children.get(code) if extra else None) or self.children.get(code)
-        if not kids or depth >= _MAX_DEPTH:
-            out.append(code)
-            return
-        for kid in kids:
-            self._collect(kid, extra, out, depth + 1)
-
-    def is_parent(self, code: str) -> bool:
-        """True when `code` is known to contain other codes."""
-        return code in self.children
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +46,29 @@ class CatalogSet:
 
     version: int = 0
     catalog: Catalog = field(default_factory=Catalog)
+
+
+#: One versioned master-data set of any kind.
+MasterSet = CatalogSet | Relations | Blocklist | Manifest
+
+
+def kind_of(value: MasterSet) -> MasterKind:
+    """The kind a set is of."""
+    if isinstance(value, CatalogSet):
+        return "catalog"
+    if isinstance(value, Relations):
+        return "relations"
+    if isinstance(value, Blocklist):
+        return "blocklist"
+    return "manifest"
+
+
+def as_kind(text: str) -> MasterKind:
+    """`text` as a master-data kind, or `MasterDataError` naming the kinds there are."""
+    for kind in KINDS:
+        if kind == text:
+            return kind
+    raise MasterDataError(f"unknown master data kind {text!r} (one of {', '.join(KINDS)})")
 
 
 def catalog_from_rows(rows: list[dict[str, str | None]], version: int, where: str) -> CatalogSet:
@@ -89,66 +81,6 @@ def catalog_from_rows(rows: list[dict[str, str | None]], version: int, where: st
             raise MasterDataError(str(exc)) from exc
         entries[entry.code] = entry
     return CatalogSet(version, Catalog(entries))
-
-
-@dataclass(frozen=True, slots=True)
-class BlockEntry:
-    """One blocked code, batch or product, with the reason shown to the worker."""
-
-    type: str
-    value: str
-    reason: str
-
-
-#: Which field of a code each entry type is compared with.
-_BLOCK_FIELDS: Final = (("batch", "batch"), ("product", "product_code"), ("product", "gtin"))
-
-
-@dataclass(frozen=True, slots=True)
-class Blocklist:
-    """Recalled or otherwise blocked codes, batches and products."""
-
-    version: int = 0
-    entries: tuple[BlockEntry, ...] = ()
-    # (type, value) -> (position, entry) of the first such entry: a scan costs a few lookups,
-    # not a walk through a recall list of thousands.
-    _first: dict[tuple[str, str], tuple[int, BlockEntry]] = field(
-        init=False, repr=False, compare=False
-    )
-
-    def __post_init__(self) -> None:
-        first: dict[tuple[str, str], tuple[int, BlockEntry]] = {}
-        for i, entry in enumerate(self.entries):
-            first.setdefault((entry.type, entry.value), (i, entry))
-        object.__setattr__(self, "_first", first)
-
-    def match(self, code: str, fields: Mapping[str, object]) -> BlockEntry | None:
-        """The entry that blocks this code, if any (the first in the list when several do)."""
-        if not self._first:
-            return None
-        keys = [("code", code)]
-        keys += [(t, v) for t, name in _BLOCK_FIELDS if isinstance(v := fields.get(name), str)]
-        hits = [hit for key in keys if (hit := self._first.get(key)) is not None]
-        return min(hits, key=lambda hit: hit[0])[1] if hits else None
-
-
-@dataclass(frozen=True, slots=True)
-class Manifest:
-    """The supplier's dispatch data for one document: the unit codes expected."""
-
-    doc: str
-    version: int = 0
-    supplier: str = ""
-    codes: tuple[str, ...] = ()
-    relations: Relations = field(default_factory=Relations)
-
-    def expected_units(self, global_relations: Relations) -> frozenset[str]:
-        """Every unit code the document should deliver, cases expanded."""
-        units: set[str] = set()
-        for code in self.codes:
-            expanded = global_relations.expand(code, self.relations)
-            units.update(expanded if expanded is not None else (code,))
-        return frozenset(units)
 
 
 def _version(obj: Mapping[str, Any], where: str) -> int:
@@ -183,11 +115,12 @@ def blocklist_from_json(obj: Mapping[str, Any], where: str = "blocklist") -> Blo
         if not isinstance(item, dict):
             raise MasterDataError(f"{where}: entries[{i}] must be an object")
         kind, value, reason = item.get("type"), item.get("value"), item.get("reason", "")
-        if kind not in BLOCK_TYPES or not isinstance(value, str) or not value:
+        block_type = next((t for t in BLOCK_TYPES if t == kind), None)
+        if block_type is None or not isinstance(value, str) or not value:
             raise MasterDataError(
                 f"{where}: entries[{i}] needs type ({'|'.join(BLOCK_TYPES)}) and a value"
             )
-        entries.append(BlockEntry(kind, value, str(reason)))
+        entries.append(BlockEntry(block_type, value, str(reason)))
     return Blocklist(_version(obj, where), tuple(entries))
 
 
@@ -215,7 +148,7 @@ def _csv_rows(text: str, header: Iterable[str], where: str) -> list[dict[str, st
     return [{k: (v or "").strip() for k, v in row.items() if k} for row in reader]
 
 
-def parse(kind: MasterKind, text: str, where: str, *, csv_version: int = 0) -> Any:
+def parse(kind: MasterKind, text: str, where: str, *, csv_version: int = 0) -> MasterSet:
     """Parse a master-data document (JSON object, or CSV for files) of the given kind."""
     stripped = text.lstrip("\ufeff \t\r\n")
     if stripped.startswith("{"):
@@ -260,19 +193,7 @@ def parse(kind: MasterKind, text: str, where: str, *, csv_version: int = 0) -> A
     )
 
 
-def load_file(kind: MasterKind, path: Path) -> Any:
-    """Read a master-data file; its modification time is the version of CSV files."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-        version = int(path.stat().st_mtime)
-    except OSError as exc:
-        raise MasterDataError(f"{path}: cannot read ({exc.strerror})") from exc
-    except UnicodeDecodeError as exc:
-        raise MasterDataError(f"{path}: not UTF-8") from exc
-    return parse(kind, text, str(path), csv_version=version)
-
-
-def to_json(value: CatalogSet | Relations | Blocklist | Manifest) -> bytes:
+def to_json(value: MasterSet) -> bytes:
     """Canonical JSON of a set, as persisted (encrypted) in the store."""
     obj: dict[str, Any]
     if isinstance(value, CatalogSet):

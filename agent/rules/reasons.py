@@ -1,11 +1,13 @@
-"""What the worker is told, in Chinese and English, for every decision reason."""
+"""Why a scan is refused: the stable reason codes, and what the worker is told for each, in
+Chinese and English.
+"""
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Final, Literal, TypeGuard, get_args
 
-#: The reasons `assess` (recognition and the level/expiry guard) can give: stateless ones.
-STATELESS_REASONS: Final[tuple[str, ...]] = (
+#: The reasons recognition and the level/expiry guard give: stateless ones (`tracescan check`).
+StatelessReason = Literal[
     "empty",
     "bad_charset",
     "bad_length",
@@ -16,17 +18,31 @@ STATELESS_REASONS: Final[tuple[str, ...]] = (
     "unknown_format",
     "expired",
     "level_not_allowed",
+]
+#: SPEC.md's stable reason codes (never renamed).
+SpecReason = (
+    StatelessReason
+    | Literal["duplicate_scan", "already_recorded", "blocked", "not_in_manifest", "buffer_full"]
 )
+#: Every reason a refusal can carry: SPEC's, and the agent's own stateful ones.
+Reason = SpecReason | Literal["state_conflict", "no_aggregation", "awaiting_ack"]
 
-#: SPEC.md's stable reason codes (never renamed); the agent adds more (see MESSAGES).
-SPEC_REASONS: Final[tuple[str, ...]] = (
-    *STATELESS_REASONS,
-    "duplicate_scan",
-    "already_recorded",
-    "blocked",
-    "not_in_manifest",
-    "buffer_full",
+STATELESS_REASONS: Final[tuple[StatelessReason, ...]] = get_args(StatelessReason)
+SPEC_REASONS: Final[tuple[str, ...]] = tuple(
+    r for part in get_args(SpecReason) for r in get_args(part)
 )
+REASONS: Final[tuple[str, ...]] = tuple(r for part in get_args(Reason) for r in get_args(part))
+
+
+def is_reason(value: object) -> TypeGuard[Reason]:
+    """True for a reason code this agent knows (SPEC's or its own)."""
+    return isinstance(value, str) and value in REASONS
+
+
+def is_stateless_reason(value: object) -> TypeGuard[StatelessReason]:
+    """True for a reason that recognition or the level/expiry guard can give."""
+    return isinstance(value, str) and value in STATELESS_REASONS
+
 
 #: reason -> (zh, en). Every stable SPEC reason has both languages. A key `reason.variant`
 #: is a more specific sentence for the same reason (e.g. the 69… commodity barcode).
@@ -114,7 +130,7 @@ MESSAGES: Final[dict[str, tuple[str, str]]] = {
 }
 
 
-def message(reason: str | None, lang: str = "zh", variant: str | None = None) -> str:
+def message(reason: Reason | None, lang: str = "zh", variant: str | None = None) -> str:
     """The worker-facing sentence for a reason (None means accepted), in `zh` or `en`.
 
     >>> message("commodity_barcode", "en", "69")

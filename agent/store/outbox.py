@@ -63,11 +63,16 @@ class NewRecord:
 
 @dataclass(frozen=True, slots=True)
 class CodeMark:
-    """Per-code state to record with an accepted event (`mac` is the keyed hash of the code)."""
+    """A code's custody state after an event (`mac` is the keyed hash of the code).
+
+    The rules decide the state (`agent.rules.custody`); the store records the last one given
+    per code in a batch, and forgets a code whose count drops to zero (an undone first scan).
+    """
 
     mac: bytes
     op: str
     seq: int
+    count: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,10 +116,6 @@ def _connect(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=True, timeout=10.0)
     conn.execute("PRAGMA busy_timeout = 10000")
     return conn
-
-
-def _by_mac(mark: CodeMark) -> bytes:
-    return mark.mac
 
 
 def _last_rid(conn: sqlite3.Connection) -> int:
@@ -286,7 +287,6 @@ class Store:
         acked: Sequence[int] = (),
         *,
         marks: Sequence[CodeMark] = (),
-        unmarks: Sequence[bytes] = (),
         named: Sequence[NamedBlob] = (),
         quarantine: Sequence[int] = (),
     ) -> list[int]:
@@ -326,22 +326,24 @@ class Store:
                     ],
                 )
                 if marks:
-                    # In key order: neighbouring upserts share B-tree pages. The sort is stable,
-                    # so two marks of one code keep their order (the count depends on it).
+                    # The last state given per code wins; in key order, neighbouring upserts
+                    # share B-tree pages.
+                    final = {m.mac: m for m in marks}
                     self.conn.executemany(
                         "INSERT INTO codes (mac, last_op, count, last_seq, updated)"
-                        " VALUES (?, ?, 1, ?, ?) ON CONFLICT (mac) DO UPDATE SET"
-                        " count = CASE WHEN last_op = excluded.last_op OR (last_op IN"
-                        " ('dispense', 'sale') AND excluded.last_op IN ('dispense', 'sale'))"
-                        " THEN count + 1 ELSE 1 END, last_op = excluded.last_op,"
+                        " VALUES (?, ?, ?, ?, ?) ON CONFLICT (mac) DO UPDATE SET"
+                        " last_op = excluded.last_op, count = excluded.count,"
                         " last_seq = excluded.last_seq, updated = excluded.updated",
-                        [(m.mac, m.op, m.seq, now) for m in sorted(marks, key=_by_mac)],
+                        [
+                            (mac, m.op, m.count, m.seq, now)
+                            for mac, m in sorted(final.items())
+                            if m.count > 0
+                        ],
                     )
-                for mac in unmarks:  # an undone scan: its code's count steps back
-                    self.conn.execute(
-                        "UPDATE codes SET count = count - 1, updated = ? WHERE mac = ?", (now, mac)
+                    self.conn.executemany(
+                        "DELETE FROM codes WHERE mac = ?",
+                        [(mac,) for mac, m in final.items() if m.count <= 0],
                     )
-                    self.conn.execute("DELETE FROM codes WHERE mac = ? AND count <= 0", (mac,))
                 for blob in named:
                     self.conn.execute(
                         "INSERT OR REPLACE INTO named (name, version, body, updated)"

@@ -10,18 +10,12 @@ from pathlib import Path
 import pytest
 
 from agent.config import StatusConfig, parse
-from agent.daemon import Acked, Agent
-from agent.ops.status import (
-    RecordFacts,
-    StatusSource,
-    compute,
-    first_rid_since,
-    gather,
-    render,
-    upload_deadline,
-)
-from agent.service.pipeline import Control
+from agent.daemon import Agent
+from agent.ops.status import StatusSource, compute, gather, render, upload_deadline
+from agent.service.requests import Quarantine, SetMode, Undo
+from agent.service.writer import Acked
 from agent.store import DB_FILE, OutboxReader, Sealer, keys
+from agent.store.facts import RecordFacts, first_rid_since
 from drivers import RawScan
 from hardware_sim.workload import DEMO_CATALOG_CSV, unit_codes
 
@@ -91,18 +85,18 @@ def test_status_of_a_scripted_session(tmp_path: Path) -> None:
         units = unit_codes(6)
         clock = time.time()
         for i, code in enumerate(units[:4]):
-            agent.process([RawScan(code, "counter", clock + i)])
-        agent.process([RawScan("6901234567892", "counter", clock + 5)])
-        agent.process([RawScan("812345600000", "counter", clock + 6)])
-        agent.process([Control("undo", {"source": "counter"})])  # withdraws units[3]
-        agent.process([Control("mode", {"op": "receive", "source": "dock"})])
-        agent.process([RawScan(units[5], "dock", clock + 7)])
+            agent.writer.process([RawScan(code, "counter", clock + i)])
+        agent.writer.process([RawScan("6901234567892", "counter", clock + 5)])
+        agent.writer.process([RawScan("812345600000", "counter", clock + 6)])
+        agent.writer.process([Undo(source="counter")])  # withdraws units[3]
+        agent.writer.process([SetMode(source="dock", op="receive")])
+        agent.writer.process([RawScan(units[5], "dock", clock + 7)])
         reader = OutboxReader(config.device.data_dir, agent.sealer)
         try:
             events = [r.rid for r in reader.unsent(0, 100) if r.topic == "event"]
         finally:
             reader.close()
-        agent.process([Acked(events[:2])])  # the broker acknowledged the first two
+        agent.writer.process([Acked(events[:2])])  # the broker acknowledged the first two
     finally:
         agent.close()
 
@@ -158,18 +152,18 @@ def test_a_kept_source_agrees_with_a_fresh_reading_as_the_store_changes(tmp_path
     clock = time.time()
     try:
         for i, code in enumerate(units[:4]):
-            agent.process([RawScan(code, "counter", clock + i)])
+            agent.writer.process([RawScan(code, "counter", clock + i)])
         assert dispense(reading(clock + 10))["accepted"] == 4
         for i, code in enumerate(units[4:]):
-            agent.process([RawScan(code, "counter", clock + 20 + i)])
-        agent.process([RawScan("6901234567892", "counter", clock + 30)])  # refused
+            agent.writer.process([RawScan(code, "counter", clock + 20 + i)])
+        agent.writer.process([RawScan("6901234567892", "counter", clock + 30)])  # refused
         reader = OutboxReader(config.device.data_dir, agent.sealer)
         try:
             events = [r.rid for r in reader.unsent(0, 100) if r.topic == "event"]
         finally:
             reader.close()
-        agent.process([Acked(events[:3])])
-        agent.process([Control("quarantine", {"rid": events[5]})])  # leaves the figures
+        agent.writer.process([Acked(events[:3])])
+        agent.writer.process([Quarantine(rid=events[5])])  # leaves the figures
         figures = dispense(reading(clock + 40))
         assert (figures["accepted"], figures["refused"], figures["uploaded"]) == (7, 1, 3)
         assert agent.store.prune(now=time.time() + 40 * 86400) > 0  # sent rows are pruned
@@ -185,7 +179,7 @@ def test_a_first_reading_starts_at_the_window_not_at_the_oldest_row(tmp_path: Pa
     config = agent.config
     try:
         for code in unit_codes(30):
-            agent.process([RawScan(code, "counter", time.time())])
+            agent.writer.process([RawScan(code, "counter", time.time())])
     finally:
         agent.close()
     db = config.device.data_dir / DB_FILE

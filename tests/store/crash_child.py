@@ -52,7 +52,7 @@ def main() -> None:
             batch.append(
                 RawScan(f"8123456{serial:09d}{rng.randrange(10000):04d}", "crash", time.time())
             )
-        agent.process(list(batch))
+        agent.writer.process(list(batch))
         if pauses and rng.random() < 0.05:
             time.sleep(QUIET_S + rng.uniform(0.0, 0.1))
             sys.stdout.write(f"P {agent.store.pause_checkpoints}\n")

@@ -70,7 +70,7 @@ def test_enospc_refuses_scans_keeps_confirmed_ones_and_recovers(
     serial = 0
     for _ in range(200):
         serial += 1
-        agent.process([RawScan(f"8123456{serial:09d}1234", "t", 1.7e9)])
+        agent.writer.process([RawScan(f"8123456{serial:09d}1234", "t", 1.7e9)])
         if feedback.decisions[-1][0].reason == "buffer_full":
             break
     refused = [d for d, _ in feedback.decisions if d.reason == "buffer_full"]
@@ -80,7 +80,7 @@ def test_enospc_refuses_scans_keeps_confirmed_ones_and_recovers(
     # space returns: scanning works again without a restart, numbering continues gapless
     filler.unlink()
     serial += 1
-    agent.process([RawScan(f"8123456{serial:09d}1234", "t", 1.7e9)])
+    agent.writer.process([RawScan(f"8123456{serial:09d}1234", "t", 1.7e9)])
     last, seq = feedback.decisions[-1]
     assert last.accepted
     assert seq == len(confirmed) + 1

@@ -22,7 +22,7 @@ def test_scanned_codes_and_serials_are_nowhere_in_data_dir(tmp_path: Path) -> No
     codes = unit_codes(50, start=424242)
     refused = ["6901234567892", "81234569999999"]
     for code in [*codes, *refused]:
-        agent.process([RawScan(code, "t", 1.7e9)])
+        agent.writer.process([RawScan(code, "t", 1.7e9)])
     # keep the WAL (no checkpoint): it must be just as unreadable as the main file
     files = [p for p in (tmp_path / "data").rglob("*") if p.is_file()]
     assert {p.name for p in files} >= {"tracescan.db", "tracescan.db-wal", "tracescan.db-shm"}

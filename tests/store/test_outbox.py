@@ -63,21 +63,24 @@ def test_code_state_is_keyed_by_hmac(store: Store, signing_key: Ed25519PrivateKe
     events, head = make_events(store, signing_key, 2)
     mac = store.mac("81234560000000011234")
     assert len(mac) == 16
+    # The rules decide the state; the store keeps the last one given per code in a batch.
     store.write(events, head, marks=[CodeMark(mac, "receive", 1), CodeMark(mac, "dispense", 2)])
     state = store.code_state(mac)
     assert state is not None
     assert (state.last_op, state.count, state.last_seq) == ("dispense", 1, 2)
     more, head2 = make_events(store, signing_key, 1)
-    store.write(more, head2, marks=[CodeMark(mac, "sale", 3)])  # dispense and sale count together
+    store.write(more, head2, marks=[CodeMark(mac, "sale", 3, count=2)])
     state = store.code_state(mac)
     assert state is not None
-    assert (state.last_op, state.count) == ("sale", 2)
-    store.write([], None, unmarks=[mac])
-    state = store.code_state(mac)
-    assert state is not None
-    assert state.count == 1
-    store.write([], None, unmarks=[mac])
+    assert (state.last_op, state.count, state.last_seq) == ("sale", 2, 3)
+    # A count that drops to zero (an undone first scan) forgets the code, even when a later
+    # mark in the same batch records it again: the last mark per code wins.
+    store.write([], None, marks=[CodeMark(mac, "sale", 4, count=0)])
     assert store.code_state(mac) is None
+    store.write([], None, marks=[CodeMark(mac, "sale", 5, count=0), CodeMark(mac, "sale", 6)])
+    state = store.code_state(mac)
+    assert state is not None
+    assert (state.count, state.last_seq) == (1, 6)
     assert store.code_state(store.mac("81234560000000021234")) is None
 
 

@@ -79,7 +79,7 @@ def _config(root: Path) -> dict[str, object]:
 def test_agent_refuses_to_start_when_keys_vanish_beside_existing_data(tmp_path: Path) -> None:
     config = parse(_config(tmp_path), tmp_path)
     agent = Agent(config, feedback=[])
-    agent.process([RawScan("81234560000000011234", "t", 1.7e9)])
+    agent.writer.process([RawScan("81234560000000011234", "t", 1.7e9)])
     agent.close()
     for p in (tmp_path / "keys").iterdir():
         p.unlink()
@@ -90,18 +90,18 @@ def test_agent_refuses_to_start_when_keys_vanish_beside_existing_data(tmp_path: 
 def test_agent_publishes_an_alert_record_after_quarantine(tmp_path: Path) -> None:
     config = parse(_config(tmp_path), tmp_path)
     agent = Agent(config, feedback=[])
-    agent.process([RawScan("81234560000000011234", "t", 1.7e9)])
+    agent.writer.process([RawScan("81234560000000011234", "t", 1.7e9)])
     agent.close()
     (tmp_path / "data" / DB_FILE).write_bytes(b"not a database at all" * 100)
     (tmp_path / "data" / f"{DB_FILE}-wal").unlink(missing_ok=True)
     agent = Agent(config, feedback=[])
-    agent.raise_alerts(agent.store.alerts)
+    agent.writer.raise_alerts(agent.store.alerts)
     ring = keys.load(tmp_path / "keys", create=False)
     reader = OutboxReader(tmp_path / "data", Sealer(ring.data))
     rows = reader.unsent(0, 10)
     assert [r.topic for r in rows] == ["alert", "alert"]
     assert "integrity" in json.loads(rows[0].payload)["alert"]
     reader.close()
-    agent.process([RawScan("81234560000000021234", "t", 1.7e9)])
+    agent.writer.process([RawScan("81234560000000021234", "t", 1.7e9)])
     assert agent.store.head.seq == 2 + BLOCK  # the mark was 1 + BLOCK
     agent.close()

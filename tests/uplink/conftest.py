@@ -119,11 +119,11 @@ class DrivenAgent:
                     items.extend(self._batches.get(timeout=0.02))
                 while True:
                     try:
-                        items.append(agent.inbox.get_nowait())
+                        items.append(agent.writer.inbox.get_nowait())
                     except queue.Empty:
                         break
                 if items:
-                    agent.process(items)  # type: ignore[arg-type]
+                    agent.writer.process(items)  # type: ignore[arg-type]
                 elif self._halt.is_set():
                     break
         finally:
