@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -11,7 +12,7 @@ from hardware_sim.broker import LocalBroker
 from hardware_sim.serial_scanner import VirtualSerialScanner
 from hardware_sim.subscriber import Recorder
 from hardware_sim.workload import DEMO_CATALOG_CSV
-from tests.harness import CONFIG_TEMPLATE, AgentProcess
+from tests.harness import AgentProcess, config_file
 
 
 @pytest.fixture
@@ -47,39 +48,19 @@ def catalog_file(tmp_path: Path) -> Path:
     return p
 
 
-AgentFactory = Callable[..., AgentProcess]
-
-
 @pytest.fixture
 def make_config(tmp_path: Path, catalog_file: Path) -> Callable[..., Path]:
-    """Write an agent config; keyword arguments fill the template."""
+    """Write an agent config with the demo catalog (see `tests.harness.agent_config`)."""
 
-    def make(
-        *,
-        mqtt_port: int,
-        port: str = "",
-        op: str = "dispense",
-        mqtt_extra: str = "",
-        name: str = "agent.toml",
-    ) -> Path:
-        scanners = (
-            f'[[scanner]]\ntype = "serial"\nname = "counter"\nport = "{port}"\n' if port else ""
+    def make(*, mqtt_port: int, port: str = "", op: str = "dispense", **sections: Any) -> Path:
+        return config_file(
+            tmp_path,
+            mqtt_port=mqtt_port,
+            op=op,
+            catalog=catalog_file,
+            serial_port=port or None,
+            **sections,
         )
-        cfg = tmp_path / name
-        cfg.write_text(
-            CONFIG_TEMPLATE.format(
-                device="station-01",
-                site="site-01",
-                data_dir=tmp_path / "data",
-                key_dir=tmp_path / "keys",
-                scanners=scanners,
-                op=op,
-                mqtt_port=mqtt_port,
-                mqtt_extra=mqtt_extra,
-                catalog=catalog_file,
-            )
-        )
-        return cfg
 
     return make
 

@@ -14,23 +14,14 @@ import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Final, Literal, Protocol, TextIO
+from typing import Final, Literal, TextIO
 
 from agent.config import FeedbackConfig
 from agent.rules.decision import Decision
+from agent.service.writer import Feedback
 from drivers import RawScan
 
 log = logging.getLogger(__name__)
-
-
-class Feedback(Protocol):
-    """An output the worker sees or hears (console, beeper, local API, ...)."""
-
-    def decided(self, scan: RawScan, decision: Decision, seq: int | None) -> None:
-        """Called once per scan, after the decision is durable (or definitely refused)."""
-
-    def note(self, scan: RawScan, text: str) -> None:
-        """A scan that was not a code: a command applied, a double read absorbed."""
 
 
 def mask(code: str) -> str:

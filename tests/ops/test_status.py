@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
-import sqlite3
 import time
 from pathlib import Path
 
 import pytest
 
-from agent.config import StatusConfig, parse
-from agent.daemon import Agent
+from agent.config import StatusConfig
 from agent.ops.status import StatusSource, compute, gather, render, upload_deadline
 from agent.service.requests import Quarantine, SetMode, Undo
 from agent.service.writer import Acked
-from agent.store import DB_FILE, OutboxReader, Sealer, keys
-from agent.store.facts import RecordFacts, first_rid_since
+from agent.store import OutboxReader, Sealer, keys
+from agent.store.facts import RecordFacts
 from drivers import RawScan
 from hardware_sim.workload import DEMO_CATALOG_CSV, unit_codes
+from tests.harness import InProcessAgent, agent_config, load_config
 
 UTC = dt.UTC
 
@@ -71,32 +70,31 @@ def test_rates_from_record_facts() -> None:
 
 def test_status_of_a_scripted_session(tmp_path: Path) -> None:
     (tmp_path / "catalog.csv").write_text(DEMO_CATALOG_CSV, encoding="utf-8")
-    config = parse(
-        {
-            "device": {"id": "d1", "site": "s1", "data_dir": "data", "key_dir": "keys"},
-            "mqtt": {"port": 1},
-            "catalog": {"path": "catalog.csv"},
-            "api": {"enabled": False},
-        },
+    doc = agent_config(
         tmp_path,
+        device_id="d1",
+        site="s1",
+        catalog=tmp_path / "catalog.csv",
+        api={"enabled": False},
     )
-    agent = Agent(config, feedback=[])
+    config = load_config(tmp_path, doc)
+    agent = InProcessAgent(config)
     try:
         units = unit_codes(6)
         clock = time.time()
         for i, code in enumerate(units[:4]):
-            agent.writer.process([RawScan(code, "counter", clock + i)])
-        agent.writer.process([RawScan("6901234567892", "counter", clock + 5)])
-        agent.writer.process([RawScan("812345600000", "counter", clock + 6)])
-        agent.writer.process([Undo(source="counter")])  # withdraws units[3]
-        agent.writer.process([SetMode(source="dock", op="receive")])
-        agent.writer.process([RawScan(units[5], "dock", clock + 7)])
-        reader = OutboxReader(config.device.data_dir, agent.sealer)
+            agent.process([RawScan(code, "counter", clock + i)])
+        agent.process([RawScan("6901234567892", "counter", clock + 5)])
+        agent.process([RawScan("812345600000", "counter", clock + 6)])
+        agent.process([Undo(source="counter")])  # withdraws units[3]
+        agent.process([SetMode(source="dock", op="receive")])
+        agent.process([RawScan(units[5], "dock", clock + 7)])
+        reader = OutboxReader(config.device.data_dir, agent.agent.sealer)
         try:
             events = [r.rid for r in reader.unsent(0, 100) if r.topic == "event"]
         finally:
             reader.close()
-        agent.writer.process([Acked(events[:2])])  # the broker acknowledged the first two
+        agent.process([Acked(events[:2])])  # the broker acknowledged the first two
     finally:
         agent.close()
 
@@ -120,27 +118,22 @@ def test_status_of_a_scripted_session(tmp_path: Path) -> None:
     assert later.alarm
 
 
-def plain_agent(root: Path) -> Agent:
+def plain_agent(root: Path) -> InProcessAgent:
     """An agent on a new store under `root`: no catalog, no broker, no local API."""
-    config = parse(
-        {
-            "device": {"id": "d1", "site": "s1", "data_dir": "data", "key_dir": "keys"},
-            "mqtt": {"port": 1},
-            "api": {"enabled": False},
-        },
-        root,
-    )
-    return Agent(config, feedback=[])
+    doc = agent_config(root, device_id="d1", site="s1", api={"enabled": False})
+    return InProcessAgent(load_config(root, doc))
 
 
 def test_a_kept_source_agrees_with_a_fresh_reading_as_the_store_changes(tmp_path: Path) -> None:
     agent = plain_agent(tmp_path)
     config = agent.config
-    source = StatusSource(config.device.data_dir, agent.sealer)
+    source = StatusSource(config.device.data_dir, agent.agent.sealer)
 
     def reading(now: float) -> dict[str, object]:
         kept = source.gather(config.status, now).as_dict()
-        assert kept == gather(config.device.data_dir, agent.sealer, config.status, now).as_dict()
+        assert (
+            kept == gather(config.device.data_dir, agent.agent.sealer, config.status, now).as_dict()
+        )
         return kept
 
     def dispense(figures: dict[str, object]) -> dict[str, object]:
@@ -152,50 +145,23 @@ def test_a_kept_source_agrees_with_a_fresh_reading_as_the_store_changes(tmp_path
     clock = time.time()
     try:
         for i, code in enumerate(units[:4]):
-            agent.writer.process([RawScan(code, "counter", clock + i)])
+            agent.process([RawScan(code, "counter", clock + i)])
         assert dispense(reading(clock + 10))["accepted"] == 4
         for i, code in enumerate(units[4:]):
-            agent.writer.process([RawScan(code, "counter", clock + 20 + i)])
-        agent.writer.process([RawScan("6901234567892", "counter", clock + 30)])  # refused
-        reader = OutboxReader(config.device.data_dir, agent.sealer)
+            agent.process([RawScan(code, "counter", clock + 20 + i)])
+        agent.process([RawScan("6901234567892", "counter", clock + 30)])  # refused
+        reader = OutboxReader(config.device.data_dir, agent.agent.sealer)
         try:
             events = [r.rid for r in reader.unsent(0, 100) if r.topic == "event"]
         finally:
             reader.close()
-        agent.writer.process([Acked(events[:3])])
-        agent.writer.process([Quarantine(rid=events[5])])  # leaves the figures
+        agent.process([Acked(events[:3])])
+        agent.process([Quarantine(rid=events[5])])  # leaves the figures
         figures = dispense(reading(clock + 40))
         assert (figures["accepted"], figures["refused"], figures["uploaded"]) == (7, 1, 3)
-        assert agent.store.prune(now=time.time() + 40 * 86400) > 0  # sent rows are pruned
+        assert agent.agent.store.prune(now=time.time() + 40 * 86400) > 0  # sent rows are pruned
         assert dispense(reading(clock + 50))["uploaded"] == 0
         assert dispense(reading(clock + 2 * 86400)) == {}  # the window moved past them all
         assert dispense(reading(clock + 60))["accepted"] > 0  # a clock set back: read again
     finally:
         agent.close()
-
-
-def test_a_first_reading_starts_at_the_window_not_at_the_oldest_row(tmp_path: Path) -> None:
-    agent = plain_agent(tmp_path)
-    config = agent.config
-    try:
-        for code in unit_codes(30):
-            agent.writer.process([RawScan(code, "counter", time.time())])
-    finally:
-        agent.close()
-    db = config.device.data_dir / DB_FILE
-    with sqlite3.connect(db) as conn:  # the first 20 rows were stored three days ago
-        conn.execute("UPDATE outbox SET created = created - 3 * 86400 WHERE rid <= 20")
-        conn.execute("DELETE FROM outbox WHERE rid BETWEEN 5 AND 15")  # and partly pruned
-    conn.close()
-    now = time.time() + 1
-    since = now - config.status.window_hours * 3600
-    ro = sqlite3.connect(db)
-    try:
-        assert first_rid_since(ro, since) == 21
-        assert first_rid_since(ro, since - 4 * 86400) == 1
-        assert first_rid_since(ro, now + 10) == 31  # nothing that new: one past the last
-    finally:
-        ro.close()
-    ring = keys.load(tmp_path / "keys", create=False)
-    st = StatusSource(config.device.data_dir, Sealer(ring.data)).gather(config.status, now)
-    assert st.operations["dispense"].accepted == 10

@@ -14,20 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.config import parse
-from agent.daemon import Agent
-from agent.rules.decision import Decision
 from drivers import RawScan
-
-
-class Collect:
-    """Feedback that keeps every decision."""
-
-    def __init__(self) -> None:
-        self.decisions: list[tuple[Decision, int | None]] = []
-
-    def decided(self, scan: RawScan, decision: Decision, seq: int | None) -> None:
-        self.decisions.append((decision, seq))
+from tests.harness import InProcessAgent, agent_config, load_config
 
 
 @pytest.fixture
@@ -50,41 +38,31 @@ def small_fs(tmp_path: Path) -> Iterator[Path]:
 def test_enospc_refuses_scans_keeps_confirmed_ones_and_recovers(
     tmp_path: Path, small_fs: Path
 ) -> None:
-    config = parse(
-        {
-            "device": {
-                "id": "d1",
-                "site": "s1",
-                "data_dir": str(small_fs / "data"),
-                "key_dir": "keys",
-            },
-            "mqtt": {"port": 1},
-        },
-        tmp_path,
-    )
-    feedback = Collect()
-    agent = Agent(config, feedback=[feedback])
+    doc = agent_config(tmp_path, device={"data_dir": str(small_fs / "data")})
+    config = load_config(tmp_path, doc)
+    agent = InProcessAgent(config)
+    seen = agent.collect.seen
     filler = small_fs / "filler"
     with filler.open("wb") as fh, contextlib.suppress(OSError):
         fh.write(b"\0" * (2 * 1024 * 1024))  # leave almost nothing
     serial = 0
     for _ in range(200):
         serial += 1
-        agent.writer.process([RawScan(f"8123456{serial:09d}1234", "t", 1.7e9)])
-        if feedback.decisions[-1][0].reason == "buffer_full":
+        agent.process([RawScan(f"8123456{serial:09d}1234", "t", 1.7e9)])
+        if agent.collect.last().reason == "buffer_full":
             break
-    refused = [d for d, _ in feedback.decisions if d.reason == "buffer_full"]
+    refused = [d for _, d, _ in seen if d.reason == "buffer_full"]
     assert refused, "the full disk was never noticed"
-    confirmed = [(d, s) for d, s in feedback.decisions if d.accepted]
+    confirmed = [(d, s) for _, d, s in seen if d.accepted]
     assert all(s is not None for _, s in confirmed)
     # space returns: scanning works again without a restart, numbering continues gapless
     filler.unlink()
     serial += 1
-    agent.writer.process([RawScan(f"8123456{serial:09d}1234", "t", 1.7e9)])
-    last, seq = feedback.decisions[-1]
+    agent.process([RawScan(f"8123456{serial:09d}1234", "t", 1.7e9)])
+    _, last, seq = seen[-1]
     assert last.accepted
     assert seq == len(confirmed) + 1
     agent.close()
-    again = Agent(config, feedback=[])
-    assert again.store.head.seq == seq
+    again = InProcessAgent(config)
+    assert again.agent.store.head.seq == seq
     again.close()

@@ -4,25 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from agent.config import parse
-from agent.daemon import Agent
 from drivers import RawScan
 from hardware_sim.workload import unit_codes
+from tests.harness import InProcessAgent, agent_config, load_config
 
 
 def test_scanned_codes_and_serials_are_nowhere_in_data_dir(tmp_path: Path) -> None:
-    config = parse(
-        {
-            "device": {"id": "d1", "site": "s1", "data_dir": "data", "key_dir": "keys"},
-            "mqtt": {"port": 1},
-        },
-        tmp_path,
-    )
-    agent = Agent(config, feedback=[])
+    agent = InProcessAgent(load_config(tmp_path, agent_config(tmp_path)))
     codes = unit_codes(50, start=424242)
     refused = ["6901234567892", "81234569999999"]
     for code in [*codes, *refused]:
-        agent.writer.process([RawScan(code, "t", 1.7e9)])
+        agent.process([RawScan(code, "t", 1.7e9)])
     # keep the WAL (no checkpoint): it must be just as unreadable as the main file
     files = [p for p in (tmp_path / "data").rglob("*") if p.is_file()]
     assert {p.name for p in files} >= {"tracescan.db", "tracescan.db-wal", "tracescan.db-shm"}

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent.config import parse
-from agent.daemon import Agent
+from agent.config import Config
 from agent.store import DB_FILE, OutboxReader, Sealer, Store, keys
 from agent.store.hwm import BLOCK, HWM_FILE
 from drivers import RawScan
+from tests.harness import InProcessAgent, agent_config, load_config
 from tests.store.conftest import make_events
 
 
@@ -69,39 +69,36 @@ def test_hwm_is_written_atomically_and_ahead_of_use(
     store.close()
 
 
-def _config(root: Path) -> dict[str, object]:
-    return {
-        "device": {"id": "d1", "site": "s1", "data_dir": "data", "key_dir": "keys"},
-        "mqtt": {"port": 1},
-    }
+def _config(root: Path) -> Config:
+    return load_config(root, agent_config(root))
 
 
 def test_agent_refuses_to_start_when_keys_vanish_beside_existing_data(tmp_path: Path) -> None:
-    config = parse(_config(tmp_path), tmp_path)
-    agent = Agent(config, feedback=[])
-    agent.writer.process([RawScan("81234560000000011234", "t", 1.7e9)])
+    config = _config(tmp_path)
+    agent = InProcessAgent(config)
+    agent.process([RawScan("81234560000000011234", "t", 1.7e9)])
     agent.close()
     for p in (tmp_path / "keys").iterdir():
         p.unlink()
     with pytest.raises(keys.KeyStoreError, match="restore"):
-        Agent(config, feedback=[])
+        InProcessAgent(config)
 
 
 def test_agent_publishes_an_alert_record_after_quarantine(tmp_path: Path) -> None:
-    config = parse(_config(tmp_path), tmp_path)
-    agent = Agent(config, feedback=[])
-    agent.writer.process([RawScan("81234560000000011234", "t", 1.7e9)])
+    config = _config(tmp_path)
+    agent = InProcessAgent(config)
+    agent.process([RawScan("81234560000000011234", "t", 1.7e9)])
     agent.close()
     (tmp_path / "data" / DB_FILE).write_bytes(b"not a database at all" * 100)
     (tmp_path / "data" / f"{DB_FILE}-wal").unlink(missing_ok=True)
-    agent = Agent(config, feedback=[])
-    agent.writer.raise_alerts(agent.store.alerts)
+    agent = InProcessAgent(config)
+    agent.agent.writer.raise_alerts(agent.agent.store.alerts)
     ring = keys.load(tmp_path / "keys", create=False)
     reader = OutboxReader(tmp_path / "data", Sealer(ring.data))
     rows = reader.unsent(0, 10)
     assert [r.topic for r in rows] == ["alert", "alert"]
     assert "integrity" in json.loads(rows[0].payload)["alert"]
     reader.close()
-    agent.writer.process([RawScan("81234560000000021234", "t", 1.7e9)])
-    assert agent.store.head.seq == 2 + BLOCK  # the mark was 1 + BLOCK
+    agent.process([RawScan("81234560000000021234", "t", 1.7e9)])
+    assert agent.agent.store.head.seq == 2 + BLOCK  # the mark was 1 + BLOCK
     agent.close()

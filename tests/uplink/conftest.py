@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import queue
 import ssl
-import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from agent.config import Config, load
-from agent.daemon import Agent
 from agent.uplink import pki
-from drivers import RawScan
 from hardware_sim.broker import LocalBroker
 from hardware_sim.subscriber import Received, Recorder
+from tests.harness import InProcessAgent, config_file
 
 REPO = Path(__file__).resolve().parents[2]
 CENTRAL_CONF = REPO / "config" / "mosquitto" / "central.conf"
@@ -26,133 +21,27 @@ ACL = REPO / "config" / "mosquitto" / "acl"
 SHIPPED_PKI_DIR = "/etc/mosquitto/tracescan/"
 SITE = "site-01"
 
-CONFIG = """\
-[device]
-id = "{device}"
-site = "{site}"
-data_dir = "{data_dir}"
-key_dir = "{key_dir}"
-lang = "en"
-
-[operation]
-mode = "dispense"
-
-[mqtt]
-host = "127.0.0.1"
-port = {port}
-topic_prefix = "tracescan/v1"
-{mqtt}
-"""
-
 
 def agent_config(
     home: Path, port: int, *, device: str = "dev-a", site: str = SITE, **mqtt: object
 ) -> Config:
-    """Write and load an agent config under `home`; `mqtt` keys override the fast defaults."""
-    settings: dict[str, object] = {"keepalive": 5, "backoff_initial": 0.05, "backoff_max": 0.5}
-    settings.update(mqtt)
-    lines = "\n".join(
-        f"{k} = {json.dumps(str(v) if isinstance(v, Path) else v)}" for k, v in settings.items()
-    )
-    home.mkdir(parents=True, exist_ok=True)
-    path = home / "agent.toml"
-    path.write_text(
-        CONFIG.format(
-            device=device,
-            site=site,
-            data_dir=home / "data",
-            key_dir=home / "keys",
-            port=port,
-            mqtt=lines,
-        )
-    )
-    return load(path)
-
-
-class DrivenAgent:
-    """`agent.daemon.Agent` without scanners; scans are fed in batches on its writer thread.
-
-    The writer thread is the store's only writer, as in `Agent.run`: it constructs the agent,
-    commits scan batches and the uplink's PUBACK notices, and closes the store at the end.
-    """
-
-    def __init__(self, config: Config) -> None:
-        self.config = config
-        self.agent: Agent | None = None
-        self._batches: queue.Queue[list[RawScan]] = queue.Queue()
-        self._ready = threading.Event()
-        self._halt = threading.Event()
-        self._thread = threading.Thread(target=self._write, name="writer", daemon=True)
-
-    def start(self) -> DrivenAgent:
-        """Open the store on the writer thread and start the uplink."""
-        self._thread.start()
-        assert self._ready.wait(10), "agent did not start"
-        assert self.agent is not None
-        self.agent.uplink.start()
-        return self
-
-    @property
-    def uplink(self):  # type: ignore[no-untyped-def]
-        """The agent's uplink."""
-        assert self.agent is not None
-        return self.agent.uplink
-
-    def scan(self, codes: list[str], batch: int = 100) -> None:
-        """Queue scans for the writer thread, `batch` per transaction."""
-        for i in range(0, len(codes), batch):
-            now = time.time()
-            self._batches.put([RawScan(c, "test", now) for c in codes[i : i + batch]])
-
-    def pending(self) -> int:
-        """Scan batches not yet committed."""
-        return self._batches.qsize()
-
-    def _write(self) -> None:
-        agent = Agent(self.config, feedback=[])
-        self.agent = agent
-        self._ready.set()
-        try:
-            while True:
-                items: list[RawScan | object] = []
-                with contextlib.suppress(queue.Empty):
-                    items.extend(self._batches.get(timeout=0.02))
-                while True:
-                    try:
-                        items.append(agent.writer.inbox.get_nowait())
-                    except queue.Empty:
-                        break
-                if items:
-                    agent.writer.process(items)  # type: ignore[arg-type]
-                elif self._halt.is_set():
-                    break
-        finally:
-            agent.close()
-
-    def stop(self) -> None:
-        """SIGTERM-like: stop the uplink (goodbye), commit the last PUBACKs, close the store."""
-        if self.agent is None:
-            return
-        self.agent.stop.set()
-        if self.agent.uplink.is_alive():
-            self.agent.uplink.finish(5)
-        self._halt.set()
-        self._thread.join(10)
+    """The harness's config for a device under `home` on broker `port`; `mqtt` keys override."""
+    return load(config_file(home, mqtt_port=port, device_id=device, site=site, mqtt=mqtt))
 
 
 @pytest.fixture
-def driven() -> Iterator[Callable[[Config], DrivenAgent]]:
-    """Start in-process agents; all are stopped at the end of the test."""
-    made: list[DrivenAgent] = []
+def driven() -> Iterator[Callable[[Config], InProcessAgent]]:
+    """Start in-process agents with a writer thread and the uplink; all stop at the end."""
+    made: list[InProcessAgent] = []
 
-    def make(config: Config) -> DrivenAgent:
-        d = DrivenAgent(config).start()
+    def make(config: Config) -> InProcessAgent:
+        d = InProcessAgent(config, threaded=True).start()
         made.append(d)
         return d
 
     yield make
     for d in made:
-        d.stop()
+        d.close()
 
 
 def events_by_seq(messages: list[Received]) -> dict[int, bytes]:

@@ -36,7 +36,7 @@ def test_agent_delivers_over_mutual_tls_and_status_reports_the_backlog(
 ) -> None:
     cfg = agent_config(tmp_path / "a", tls_broker.port, **_device_tls(test_pki, "dev-a"))
     agent = driven(cfg)
-    agent.scan(unit_codes(50))
+    agent.feed(unit_codes(50))
     assert backend.wait_for(lambda r: len(events_by_seq(r.messages)) == 50)
     assert sorted(events_by_seq(backend.messages)) == list(range(1, 51))
     status = [json.loads(m.payload) for m in backend.on("status")]
@@ -52,8 +52,8 @@ def test_status_on_reconnect_carries_buffer_depth_and_oldest_unsent_age(
     home = tmp_path / "a"
     tls = _device_tls(test_pki, "dev-a")
     offline = driven(agent_config(home, 1, **tls))
-    offline.scan(unit_codes(30))
-    offline.stop()
+    offline.feed(unit_codes(30))
+    offline.close()
     agent = driven(agent_config(home, tls_broker.port, **tls))
     assert backend.wait_for(lambda r: len(events_by_seq(r.messages)) == 30)
     first = json.loads(backend.on("status")[0].payload)
@@ -76,7 +76,7 @@ def test_a_server_certificate_from_another_ca_is_refused(
         key_file=issued.key,
     )
     agent = driven(cfg)
-    agent.scan(unit_codes(5))
+    agent.feed(unit_codes(5))
     # It keeps trying (and failing verification); nothing ever arrives.
     assert not agent.uplink.connected.wait(2.0)
     assert agent.uplink.connect_attempts >= 2
@@ -97,7 +97,7 @@ def test_a_device_certificate_from_another_ca_is_refused_by_the_broker(
         key_file=forged.key,
     )
     agent = driven(cfg)
-    agent.scan(unit_codes(5))
+    agent.feed(unit_codes(5))
     assert not agent.uplink.connected.wait(2.0)
     assert agent.uplink.connect_attempts >= 2
     assert backend.on("event") == []
@@ -227,9 +227,9 @@ def test_site_bridge_forwards_its_devices_to_the_central_broker(
     with LocalBroker(extra=_bridge_extra(tls_broker.port, test_pki.dir)) as site_broker:
         # Devices on the LAN talk plain MQTT to the site broker; the bridge does the mTLS.
         agent = driven(agent_config(tmp_path / "a", site_broker.port))
-        agent.scan(unit_codes(30))
+        agent.feed(unit_codes(30))
         assert backend.wait_for(lambda r: len(events_by_seq(r.messages)) == 30)
-        agent.stop()
+        agent.close()
     assert sorted(events_by_seq(backend.messages)) == list(range(1, 31))
     assert {m.topic for m in backend.on("event")} == {f"tracescan/v1/{SITE}/dev-a/event"}
 

@@ -17,7 +17,8 @@ from hardware_sim.broker import LocalBroker
 from hardware_sim.netfault import NetFault
 from hardware_sim.subscriber import Recorder
 from hardware_sim.workload import unit_codes
-from tests.uplink.conftest import DrivenAgent, agent_config, events_by_seq
+from tests.harness import InProcessAgent
+from tests.uplink.conftest import agent_config, events_by_seq
 
 # The recorder must never be the reason a message goes missing: no broker-side queue limit.
 _ROOMY = "max_queued_messages 0"
@@ -56,12 +57,12 @@ def test_flapping_link_delivers_every_event_gapless(
     tmp_path: Path, proxy: NetFault, recorder: Recorder, driven
 ) -> None:
     total = 10_000
-    agent: DrivenAgent = driven(agent_config(tmp_path / "a", proxy.port))
+    agent: InProcessAgent = driven(agent_config(tmp_path / "a", proxy.port))
     proxy.flap(0.5, 3.0, seed=5)
     codes = unit_codes(total)
     # Scans keep arriving while the link flaps: twenty bursts over ~8 s.
     for i in range(20):
-        agent.scan(codes[i * 500 : (i + 1) * 500])
+        agent.feed(codes[i * 500 : (i + 1) * 500])
         time.sleep(0.4)
     assert recorder.wait_for(lambda r: _delivered(r, total), timeout=40)
     proxy.steady()
@@ -80,14 +81,14 @@ def test_blackhole_is_detected_within_two_keepalives_and_recovered(
     tmp_path: Path, proxy: NetFault, recorder: Recorder, driven
 ) -> None:
     keepalive = 3
-    agent: DrivenAgent = driven(agent_config(tmp_path / "a", proxy.port, keepalive=keepalive))
+    agent: InProcessAgent = driven(agent_config(tmp_path / "a", proxy.port, keepalive=keepalive))
     codes = unit_codes(20)
-    agent.scan(codes[:10])
+    agent.feed(codes[:10])
     assert recorder.wait_for(lambda r: _delivered(r, 10))
     losses_before = len(agent.uplink.losses)
     proxy.blackhole(True)
     silent_since = time.monotonic()
-    agent.scan(codes[10:])  # these wait in flight, never acknowledged
+    agent.feed(codes[10:])  # these wait in flight, never acknowledged
     deadline = silent_since + 4 * keepalive
     while len(agent.uplink.losses) == losses_before and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -105,15 +106,15 @@ def test_blackhole_is_detected_within_two_keepalives_and_recovered(
 def test_broker_restart_with_persistence_loses_nothing(
     tmp_path: Path, roomy_broker: LocalBroker, recorder: Recorder, driven
 ) -> None:
-    agent: DrivenAgent = driven(agent_config(tmp_path / "a", roomy_broker.port))
+    agent: InProcessAgent = driven(agent_config(tmp_path / "a", roomy_broker.port))
     codes = unit_codes(1500)
-    agent.scan(codes[:500])
+    agent.feed(codes[:500])
     assert recorder.wait_for(lambda r: len(r.on("event")) >= 100)
     roomy_broker.stop()  # SIGTERM: mosquitto writes its persistence file
-    agent.scan(codes[500:1000])
+    agent.feed(codes[500:1000])
     time.sleep(0.5)
     roomy_broker.start()  # same port, same persistence file
-    agent.scan(codes[1000:])
+    agent.feed(codes[1000:])
     assert recorder.wait_for(lambda r: _delivered(r, 1500), timeout=30)
     assert sorted(events_by_seq(recorder.messages)) == list(range(1, 1501))
     assert agent.uplink.connect_attempts >= 2
@@ -136,18 +137,18 @@ def test_outage_reconnects_follow_the_backoff_schedule_without_a_storm(
     tmp_path: Path, proxy: NetFault, recorder: Recorder, driven
 ) -> None:
     initial, cap, outage = 0.05, 0.8, 6.0
-    agent: DrivenAgent = driven(
+    agent: InProcessAgent = driven(
         agent_config(tmp_path / "a", proxy.port, backoff_initial=initial, backoff_max=cap)
     )
     codes = unit_codes(40)
-    agent.scan(codes[:20])
+    agent.feed(codes[:20])
     assert recorder.wait_for(lambda r: _delivered(r, 20))
     # The broker's side goes away: every connection is accepted and dropped at once, the
     # case where a naive reconnect loop spins hardest.
     proxy.refuse(True)
     proxy.cut()
     before = agent.uplink.connect_attempts
-    agent.scan(codes[20:])
+    agent.feed(codes[20:])
     time.sleep(outage)
     attempts = agent.uplink.connect_attempts - before
     proxy.refuse(False)
@@ -162,15 +163,15 @@ def test_live_scans_overtake_a_backlog_being_drained(
 ) -> None:
     backlog_n = 1500
     proxy.refuse(True)  # offline while the backlog builds up
-    agent: DrivenAgent = driven(agent_config(tmp_path / "a", proxy.port))
+    agent: InProcessAgent = driven(agent_config(tmp_path / "a", proxy.port))
     codes = unit_codes(backlog_n + 1)
-    agent.scan(codes[:backlog_n])
+    agent.feed(codes[:backlog_n])
     while agent.pending():
         time.sleep(0.05)
     proxy.set_bandwidth(150_000)  # a slow uplink: the backlog takes seconds to drain
     proxy.refuse(False)
     assert recorder.wait_for(lambda r: len(r.on("event")) >= 100, timeout=20)
-    agent.scan(codes[backlog_n:])  # one live scan, seq backlog_n + 1
+    agent.feed(codes[backlog_n:])  # one live scan, seq backlog_n + 1
     live_seq = backlog_n + 1
 
     def live_arrived(r: Recorder) -> bool:
@@ -212,14 +213,14 @@ def test_password_is_never_logged(tmp_path: Path, caplog: pytest.LogCaptureFixtu
                 tmp_path / "bad", broker.port, device="dev-b", username="dev-a", password="wrong"
             )
         )
-        good.scan(unit_codes(3))
+        good.feed(unit_codes(3))
         assert good.uplink.connected.wait(10)
         time.sleep(0.5)
         assert not bad.uplink.connected.is_set()
         assert bad.uplink.connect_attempts >= 2
         assert good.config.masked()["mqtt"]["password"] == "***"
-        good.stop()
-        bad.stop()
+        good.close()
+        bad.close()
     assert "refused the connection" in caplog.text
     assert secret not in caplog.text
     assert "wrong" not in caplog.text

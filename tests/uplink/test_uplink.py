@@ -16,7 +16,8 @@ from hardware_sim.broker import LocalBroker
 from hardware_sim.netfault import NetFault
 from hardware_sim.subscriber import Recorder
 from hardware_sim.workload import unit_codes
-from tests.uplink.conftest import DrivenAgent, agent_config, events_by_seq
+from tests.harness import InProcessAgent
+from tests.uplink.conftest import agent_config, events_by_seq
 
 
 def test_receive_maximum_below_our_window_is_respected(tmp_path: Path, driven) -> None:
@@ -25,12 +26,12 @@ def test_receive_maximum_below_our_window_is_respected(tmp_path: Path, driven) -
     with LocalBroker(extra="max_inflight_messages 3") as broker:
         recorder = Recorder("127.0.0.1", broker.port, "tracescan/v1/#")
         try:
-            agent: DrivenAgent = driven(agent_config(tmp_path / "a", broker.port, inflight=20))
-            agent.scan(unit_codes(500))
+            agent: InProcessAgent = driven(agent_config(tmp_path / "a", broker.port, inflight=20))
+            agent.feed(unit_codes(500))
             assert recorder.wait_for(lambda r: len(events_by_seq(r.messages)) == 500)
             assert agent.uplink.connect_attempts == 1
             assert len(agent.uplink.losses) == 0
-            agent.stop()
+            agent.close()
         finally:
             recorder.close()
 
@@ -39,10 +40,12 @@ def test_mqtt_3_1_1_delivers_and_says_goodbye(tmp_path: Path, driven) -> None:
     with LocalBroker() as broker:
         recorder = Recorder("127.0.0.1", broker.port, "tracescan/v1/#")
         try:
-            agent: DrivenAgent = driven(agent_config(tmp_path / "a", broker.port, protocol="3.1.1"))
-            agent.scan(unit_codes(200))
+            agent: InProcessAgent = driven(
+                agent_config(tmp_path / "a", broker.port, protocol="3.1.1")
+            )
+            agent.feed(unit_codes(200))
             assert recorder.wait_for(lambda r: len(events_by_seq(r.messages)) == 200)
-            agent.stop()
+            agent.close()
             assert recorder.wait_for(
                 lambda r: json.loads(r.on("status")[-1].payload) == {"online": False}
             )
@@ -55,7 +58,7 @@ def test_will_says_offline_when_the_link_dies(tmp_path: Path, driven) -> None:
     with LocalBroker() as broker, NetFault(broker.port) as proxy:
         recorder = Recorder("127.0.0.1", broker.port, "tracescan/v1/#")
         try:
-            agent: DrivenAgent = driven(agent_config(tmp_path / "a", proxy.port, keepalive=2))
+            agent: InProcessAgent = driven(agent_config(tmp_path / "a", proxy.port, keepalive=2))
             assert recorder.wait_for(lambda r: len(r.on("status")) >= 1)
             assert json.loads(recorder.on("status")[0].payload)["online"] is True
             proxy.refuse(True)

@@ -9,19 +9,14 @@ from typing import Any
 
 import pytest
 
-from agent.config import parse
-from agent.daemon import Agent
-from agent.rules.decision import Decision
 from agent.service.requests import (
     Acknowledge,
     ApplyMasterData,
-    ControlRequest,
     ListContexts,
     Receipt,
 )
-from agent.store import OutboxReader, Sealer, keys
-from drivers import RawScan
 from hardware_sim.workload import DEMO_CASE_PREFIX, DEMO_MIDDLE_PREFIX, trace_code, unit_codes
+from tests.harness import InProcessAgent, agent_config, load_config
 
 CATALOG = (
     "code,level,ratio,name,parts\n"
@@ -33,80 +28,27 @@ CATALOG = (
 )
 
 
-class Collect:
-    """Feedback output that keeps what the worker would be told."""
-
-    def __init__(self) -> None:
-        self.seen: list[tuple[str, Decision, int | None]] = []
-        self.notes: list[str] = []
-
-    def decided(self, scan: RawScan, decision: Decision, seq: int | None) -> None:
-        self.seen.append((scan.text, decision, seq))
-
-    def note(self, scan: RawScan, text: str) -> None:
-        self.notes.append(text)
-        self.seen.append(
-            (scan.text, Decision(scan.text, True, "unknown", "unknown", None, scan.text), None)
-        )
-
-    def last(self) -> Decision:
-        return self.seen[-1][1]
-
-
-class Station:
-    """An agent in this process, scanning through `scan()`."""
-
-    def __init__(self, root: Path, extra: dict[str, Any] | None = None) -> None:
-        self.root = root
-        doc: dict[str, Any] = {
-            "device": {
-                "id": "d1",
-                "site": "s1",
-                "data_dir": "data",
-                "key_dir": "keys",
-                "lang": "en",
-            },
-            "mqtt": {"port": 1},
-            "catalog": {"path": "catalog.csv"},
-            "policy": {"double_read_window": 0.5},
-        }
-        for k, v in (extra or {}).items():
-            doc[k] = {**doc.get(k, {}), **v}
-        self.config = parse(doc, root)
-        self.feedback = Collect()
-        self.agent = Agent(self.config, feedback=[self.feedback])
-        self.clock = 1_800_000_000.0
-
-    def scan(self, text: str, source: str = "s1", gap: float = 1.0) -> Decision:
-        self.clock += gap
-        self.agent.writer.process([RawScan(text, source, self.clock)])
-        return self.feedback.last()
-
-    def request(self, req: ControlRequest) -> dict[str, Any]:
-        self.agent.writer.process([req])
-        result: dict[str, Any] = req.reply.result(1)
-        return result
-
-    def records(self, topic: str) -> list[dict[str, Any]]:
-        ring = keys.load(self.root / "keys", create=False)
-        reader = OutboxReader(self.root / "data", Sealer(ring.data))
-        rows = [json.loads(r.payload) for r in reader.unsent(0, 100_000) if r.topic == topic]
-        reader.close()
-        return rows
-
-    def close(self) -> None:
-        self.agent.close()
+Station = InProcessAgent
 
 
 @pytest.fixture
 def station(tmp_path: Path) -> Iterator[Callable[..., Station]]:
+    """A counter in this process with a fixed clock; a second call restarts it on the same store."""
     (tmp_path / "catalog.csv").write_text(CATALOG)
     made: list[Station] = []
 
-    def make(**extra: Any) -> Station:
+    def make(**sections: Any) -> Station:
         if made:
             made[-1].close()
-        s = Station(tmp_path, extra)
+        doc = agent_config(
+            tmp_path,
+            device_id="d1",
+            site="s1",
+            catalog=tmp_path / "catalog.csv",
+            policy={"double_read_window": 0.5, **sections.pop("policy", {})},
+            **sections,
+        )
+        s = InProcessAgent(load_config(tmp_path, doc), clock=1_800_000_000.0)
         made.append(s)
         return s
 
@@ -126,7 +68,7 @@ def test_events_carry_op_doc_and_bill_type(station: Callable[..., Station]) -> N
         "PO-2026-001",
         "102",
     )
-    assert st.feedback.notes[-1].startswith("receive")
+    assert st.collect.notes[-1].startswith("receive")
 
 
 def test_a_unit_dispensed_twice_is_refused_and_stops_the_line_until_acknowledged(
