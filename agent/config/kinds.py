@@ -16,7 +16,7 @@ from typing import Final, Generic, TypeVar
 
 T = TypeVar("T")
 
-_SHOWN_CHARS: Final = 60
+_SHOWN_CHARS: Final = 240  # room for any real path; a hostile value is cut
 _SHOWN_ITEMS: Final = 5  # list items reported one by one before the rest are counted
 
 
