@@ -79,6 +79,17 @@ port = 70000
         "mqtt.port",
     ):
         assert key in text, key
+    assert info.value.problems == [
+        "device.id: 'bad id!' must match [A-Za-z0-9_-]{1,64}",
+        "device.site: required",
+        "device.sitee: unknown key (did you mean 'site'?)",
+        "scanner[0].type: 'usb' is not one of serial, hid, camera",
+        "scanner[0].port: required",
+        "scanner[0].baudrate: must be an integer, got str",
+        "operation.mode: 'sell' is not one of receive, dispatch, dispense, sale,"
+        " return_to_supplier, customer_return, destroy, recall, stock_count",
+        "mqtt.port: 70000 is outside 1..65535",
+    ]
 
 
 def test_key_dir_inside_data_dir_is_refused(tmp_path: Path) -> None:
@@ -111,7 +122,7 @@ def test_invalid_toml_names_the_file(tmp_path: Path) -> None:
 
 
 def test_the_shipped_example_config_is_valid() -> None:
-    example = Path(__file__).resolve().parent.parent / "config" / "tracescan.toml"
+    example = Path(__file__).resolve().parents[2] / "config" / "tracescan.toml"
     c = load(example)
     assert c.device.id == "station-01"
     assert c.policy.manifest_mode == "refuse"
