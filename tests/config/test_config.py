@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
 
-from agent.config import EX_CONFIG, ConfigError, load
+from agent.config import EX_CONFIG, ConfigError, load, parse
 
 GOOD = """
 [device]
@@ -127,3 +129,18 @@ def test_the_shipped_example_config_is_valid() -> None:
     assert c.device.id == "station-01"
     assert c.policy.manifest_mode == "refuse"
     assert c.store.retention_days == 30
+
+
+def test_the_example_configs_commented_keys_are_valid_too() -> None:
+    # Commented lines are not read by load(), so a typo in them would wait for the first
+    # operator who uncomments it. Uncommented, only the example files are missing here.
+    example = Path(__file__).resolve().parents[2] / "config" / "tracescan.toml"
+    text = "\n".join(
+        re.sub(r"^# ?(?=\[|\w+ = )", "", line)
+        for line in example.read_text(encoding="utf-8").splitlines()
+    )
+    with pytest.raises(ConfigError) as info:
+        parse(tomllib.loads(text), example.parent)
+    assert info.value.problems
+    for line in info.value.problems:
+        assert line.endswith("does not exist"), line
