@@ -12,7 +12,7 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Final, Generic, TypeVar
+from typing import ClassVar, Final, Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -55,7 +55,7 @@ def type_name(value: object) -> str:
 class Kind(ABC, Generic[T]):
     """How one raw TOML value is checked and converted to a `T`."""
 
-    secret: bool = False
+    secret: ClassVar[bool] = False  # a value never shown (masked, kept out of reprs)
 
     @abstractmethod
     def read(self, raw: object, base: Path) -> T:

@@ -15,6 +15,7 @@ Nothing here knows any program's sections: the agent's live in `agent.config.sec
 from __future__ import annotations
 
 import difflib
+import json
 import tomllib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
@@ -297,14 +298,14 @@ def default_text(spec: Setting) -> str:
         return "required"
     if value is None:
         return "none"
-    if value in ("", ()):
-        return "empty" if value == "" else "`[]`"
+    if value == "":
+        return "empty"
     if isinstance(value, bool):
         return f"`{str(value).lower()}`"
     if isinstance(value, float):
         return str(int(value)) if value.is_integer() else repr(value)
     if isinstance(value, int):
         return str(value)
-    if isinstance(value, tuple):
-        return "`[" + ", ".join(f'"{v}"' for v in value) + "]`"
+    if isinstance(value, tuple):  # as TOML writes an array: `["aplay", "-q"]`
+        return f"`{json.dumps([str(v) if isinstance(v, Path) else v for v in value])}`"
     return f"`{value}`"  # a string or a path
