@@ -29,15 +29,15 @@ from agent.config.kinds import (
 from agent.config.schema import Problem, masked, setting, table, tables
 from agent.rules.operations import DEFAULT_OPERATION, OPERATIONS
 
-NAME: Final = r"[A-Za-z0-9_-]{1,64}"  # device id, site and scanner names: parts of topics
-KEY_NAME: Final = r"[A-Za-z][A-Za-z0-9_]{0,31}"  # an evdev key name without KEY_, e.g. kp_enter
-ARGUMENT: Final = r"[^\x00]+"  # a program argument
-BARCODE_FORMATS: Final = ("code128", "datamatrix", "qr", "ean13", "ean8", "databar")
+_NAME: Final = r"[A-Za-z0-9_-]{1,64}"  # device id, site and scanner names: parts of topics
+_KEY_NAME: Final = r"[A-Za-z][A-Za-z0-9_]{0,31}"  # an evdev key name without KEY_, e.g. kp_enter
+_ARGUMENT: Final = r"[^\x00]+"  # a program argument
+_BARCODE_FORMATS: Final = ("code128", "datamatrix", "qr", "ean13", "ean8", "databar")
 _PIXELS: Final = 99_999
 
 
 class Rectangle(Kind[tuple[int, int, int, int]]):
-    """`[x, y, width, height]` in camera pixels, with a width and a height."""
+    """`[x, y, width, height]` in camera pixels; an empty rectangle is refused."""
 
     def read(self, raw: object, base: Path) -> tuple[int, int, int, int]:
         if (
@@ -77,8 +77,8 @@ def _real(path: Path) -> Path:
 class DeviceConfig:
     """Who this device is and where it keeps its state."""
 
-    id: str = setting("", Text(NAME), "part of every topic and event", required=True)
-    site: str = setting("", Text(NAME), "part of every topic and event", required=True)
+    id: str = setting("", Text(_NAME), "part of every topic and event", required=True)
+    site: str = setting("", Text(_NAME), "part of every topic and event", required=True)
     data_dir: Path = setting(Path("/var/lib/tracescan"), AnyPath(), "the SQLite outbox (encrypted)")
     key_dir: Path = setting(
         Path("/etc/tracescan/keys"),
@@ -108,7 +108,7 @@ class ScannerConfig:
         required=True,
     )
     # no name given: `{type}{index}`, see `named`
-    name: str = setting("", Text(NAME), "the scan's `source`; unique")
+    name: str = setting("", Text(_NAME), "the scan's `source`; unique")
     baudrate: int = setting(9600, Int(300, 4_000_000), "serial: line speed")
     max_line: int = setting(
         4096, Int(64, 1 << 20), "serial: longer lines are cut and refused (bad_length)"
@@ -128,18 +128,18 @@ class ScannerConfig:
         None, File(), "hid: learnt layout, required with layout = calibrated"
     )
     end_keys: tuple[str, ...] = setting(
-        ("enter", "kp_enter", "tab"), ListOf(Text(KEY_NAME)), "hid: keys that end a scan"
+        ("enter", "kp_enter", "tab"), ListOf(Text(_KEY_NAME)), "hid: keys that end a scan"
     )
     inter_key_timeout_ms: int = setting(
         50, Int(0, 10_000), "hid: a scan also ends after this pause (0 = never)"
     )
-    gs_keys: tuple[str, ...] = setting((), ListOf(Text(KEY_NAME)), "hid: keys standing for GS")
+    gs_keys: tuple[str, ...] = setting((), ListOf(Text(_KEY_NAME)), "hid: keys standing for GS")
     grab: bool = setting(True, Bool(), "hid: exclusive grab, keys never reach the console")
     # camera
     decoder: str = setting("zxing", Choice(("zxing", "pyzbar")), "camera: the barcode decoder")
     formats: tuple[str, ...] = setting(
         ("code128", "datamatrix", "qr", "ean13"),
-        ListOf(Choice(BARCODE_FORMATS)),
+        ListOf(Choice(_BARCODE_FORMATS)),
         "camera: formats to look for (fewer = faster)",
     )
     roi: tuple[int, int, int, int] | None = setting(
@@ -259,7 +259,7 @@ class FeedbackConfig:
     sound_refused: Path | None = setting(None, File(), "WAV played on refused")
     sound_held: Path | None = setting(None, File(), "WAV played when the line stops")
     player: tuple[str, ...] = setting(
-        ("aplay", "-q"), ListOf(Text(ARGUMENT)), "the sound player's argv (the file is appended)"
+        ("aplay", "-q"), ListOf(Text(_ARGUMENT)), "the sound player's argv (the file is appended)"
     )
 
 
