@@ -25,6 +25,7 @@ import re
 import sys
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -98,17 +99,34 @@ def expected_reason(vector: dict[str, object]) -> str | None:
     return None
 
 
-def run_gs1(show: bool) -> int:
-    """Agreement on the pack-code vectors, per source and class; the remaining disagreements."""
+@dataclass
+class Gs1Agreement:
+    """Counts of one run over the pack-code vectors: [agreeing, all] per cell."""
+
+    by_class: dict[tuple[str, str], list[int]] = field(
+        default_factory=lambda: collections.defaultdict(lambda: [0, 0])
+    )
+    by_source: dict[str, list[int]] = field(
+        default_factory=lambda: collections.defaultdict(lambda: [0, 0])
+    )
+    reasons: list[int] = field(default_factory=lambda: [0, 0])
+    disagreements: list[str] = field(default_factory=list)
+    wrong_reasons: list[str] = field(default_factory=list)
+
+    @property
+    def total(self) -> tuple[int, int]:
+        """Agreeing vectors and all pack-code vectors, every source together."""
+        cells = self.by_source.values()
+        return sum(c[0] for c in cells), sum(c[1] for c in cells)
+
+
+def gs1_agreement() -> Gs1Agreement:
+    """Run every pack-code vector through `assess` at `receive` and count agreement."""
     from agent.catalog import Catalog  # noqa: PLC0415 - only when the material is there
     from agent.policy import assess  # noqa: PLC0415
 
     catalog = Catalog()
-    table: dict[tuple[str, str], list[int]] = collections.defaultdict(lambda: [0, 0])
-    per_source: dict[str, list[int]] = collections.defaultdict(lambda: [0, 0])
-    reasons = [0, 0]
-    disagreements: list[str] = []
-    wrong_reasons: list[str] = []
+    result = Gs1Agreement()
     for vector in _vectors():
         if not is_pack_code(vector):
             continue
@@ -116,35 +134,44 @@ def run_gs1(show: bool) -> int:
         decision = assess(raw, op="receive", catalog=catalog, today=_TODAY)
         agree = decision.accepted == bool(vector["gs1_valid"])
         source = str(vector["source"])
-        for cell in (table[source, vector_class(vector)], per_source[source]):
+        for cell in (result.by_class[source, vector_class(vector)], result.by_source[source]):
             cell[0] += agree
             cell[1] += 1
         if not agree:
-            disagreements.append(
+            result.disagreements.append(
                 f"{vector['id']} {source} [{vector_class(vector)}] valid={vector['gs1_valid']} "
                 f"ours={decision.reason or 'accepted'} {decision.detail} | {raw!r} "
                 f"| {vector['source_expect']}"
             )
         want = expected_reason(vector)
         if want is not None:
-            reasons[1] += 1
-            reasons[0] += decision.reason == want
+            result.reasons[1] += 1
+            result.reasons[0] += decision.reason == want
             if decision.reason != want:
-                wrong_reasons.append(f"{vector['id']} want {want} got {decision.reason} | {raw!r}")
-    total = [sum(c[0] for c in per_source.values()), sum(c[1] for c in per_source.values())]
+                result.wrong_reasons.append(
+                    f"{vector['id']} want {want} got {decision.reason} | {raw!r}"
+                )
+    return result
+
+
+def run_gs1(show: bool) -> int:
+    """Print agreement per source and class, and (with `show`) every disagreement."""
+    result = gs1_agreement()
     print(f"{'source':<18} {'class':<34} {'agree':>6} {'of':>5} {'%':>7}")
-    for (source, cls), (agree, count) in sorted(table.items()):
+    for (source, cls), (agree, count) in sorted(result.by_class.items()):
         print(f"{source:<18} {cls[:34]:<34} {agree:>6} {count:>5} {100 * agree / count:>6.1f}%")
-    for source, (agree, count) in sorted(per_source.items()):
+    for source, (agree, count) in sorted(result.by_source.items()):
         print(f"{source:<18} {'(all)':<34} {agree:>6} {count:>5} {100 * agree / count:>6.1f}%")
-    print(f"{'all sources':<53} {total[0]:>6} {total[1]:>5} {100 * total[0] / total[1]:>6.2f}%")
+    agree, count = result.total
+    print(f"{'all sources':<53} {agree:>6} {count:>5} {100 * agree / count:>6.2f}%")
+    right, cases = result.reasons
     print(
-        f"check-digit and date faults refused with that reason: {reasons[0]} of {reasons[1]}"
-        f" ({100 * reasons[0] / max(reasons[1], 1):.1f}%)"
+        f"check-digit and date faults refused with that reason: {right} of {cases}"
+        f" ({100 * right / max(cases, 1):.1f}%)"
     )
     if show:
-        print("\ndisagreements:", *disagreements, sep="\n  ")
-        print("\nwrong reasons:", *wrong_reasons, sep="\n  ")
+        print("\ndisagreements:", *result.disagreements, sep="\n  ")
+        print("\nwrong reasons:", *result.wrong_reasons, sep="\n  ")
     return 0
 
 
