@@ -34,9 +34,9 @@ DEFAULT_GS_STANDINS: Final[tuple[str, ...]] = (
 )
 
 _AIM: Final = re.compile(r"\][A-Za-z][0-9A-Za-z]")
-#: ISO/IEC 15434 message envelope: `[)>` RS, a two-digit format (06: ASC MH10 data
-#: identifiers, as on IFA/PPN pharmacy packs; 05: GS1 AIs; 12: text), GS-separated fields.
-_ISO15434: Final = re.compile(r"\[\)>(?:\x1e|<RS>|\{RS\}|\\x1[eE]|\u241e)?(\d\d)?")
+#: ISO/IEC 15434 message envelope: `[)>` RS, a two-character format (06: ASC MH10 data
+#: identifiers, as on IFA/PPN pharmacy packs; 05: GS1 AIs; DD: ...), GS-separated fields.
+_ISO15434: Final = re.compile(r"\[\)>(?:\x1e|<RS>|\{RS\}|\\x1[eE]|\u241e)?([0-9A-Z]{2})?")
 _CONTROL: Final = re.compile(r"[\x00-\x1c\x1e\x1f\x7f-\x9f]")
 _PRINTABLE_ASCII: Final = re.compile(r"[\x20-\x7e\x1d]*")
 
