@@ -92,8 +92,23 @@ class ZxingDecoder:
             sid = bc.symbology_identifier or None
             if bc.content_type == zxingcpp.ContentType.GS1:
                 sid = _GS1_AIM.get(bc.format.name, sid)
-            out.append(Symbol(bc.bytes.decode("utf-8", errors="replace"), sid))
+            out.append(Symbol(zxing_payload(bc.text, bc.bytes), sid))
         return out
+
+
+def zxing_payload(text: str, raw: bytes) -> str:
+    """The payload of a zxing-cpp read, decoded by its symbology's rules.
+
+    zxing-cpp's plain text applies the symbol's ECI designators and, without one, the
+    symbology's default character set (ISO 8859-1 for Code 128 and DataMatrix), keeping GS1's
+    FNC1 as GS (0x1D). Reading the bytes as UTF-8 instead turns Latin-1 and ECI payloads into
+    replacement characters. Where zxing-cpp gives no text (an ECI it does not know), the bytes
+    are kept one character per byte (Latin-1), so nothing is lost or invented.
+
+    >>> zxing_payload("", bytes([0xE1, 0x41]))
+    'áA'
+    """
+    return text if text or not raw else raw.decode("latin-1")
 
 
 class PyzbarDecoder:
@@ -123,7 +138,10 @@ class PyzbarDecoder:
         for d in self._pyzbar.decode(gray, symbols=self.symbols):
             # pyzbar does not expose zbar's GS1 modifier; only EAN-13's identifier is certain.
             sid = "]E0" if d.type == "EAN13" else None
-            out.append(Symbol(bytes(d.data).decode("utf-8", errors="replace"), sid))
+            # zbar transcodes QR text to UTF-8 itself; 1-D symbols come as their bytes, whose
+            # default character set is ISO 8859-1.
+            charset = "utf-8" if d.type == "QRCODE" else "latin-1"
+            out.append(Symbol(bytes(d.data).decode(charset, errors="replace"), sid))
         return out
 
 

@@ -127,7 +127,8 @@ def test_refused_sscc_is_still_a_pallet(catalog: Catalog) -> None:
 
 def test_gs_replacement_is_passed_to_normalisation(catalog: Catalog) -> None:
     raw = f"01{UNIT_GTIN}10LOT1~21SN1"
-    assert assess(raw, op="receive", catalog=catalog, today=TODAY).reason == "gs1_structure"
+    # Without the setting, "~" is read as data: no GS1 character (CSET 82).
+    assert assess(raw, op="receive", catalog=catalog, today=TODAY).reason == "bad_charset"
     decision = assess(raw, op="receive", catalog=catalog, today=TODAY, gs_replacement="~")
     assert decision.accepted
     assert decision.text == f"01{UNIT_GTIN}10LOT1{GS}21SN1"

@@ -30,6 +30,8 @@ class CodeError(ValueError):
 
     `variant` optionally picks a more specific worker message for the same reason (e.g. the
     69… commodity barcode, or GS1 separators lost); the reason itself never changes with it.
+    `where` names the part of the code at fault for the worker, language-neutral (e.g.
+    `(17) USE BY or EXPIRY`); empty when the code as a whole is at fault.
     """
 
     def __init__(
@@ -40,6 +42,7 @@ class CodeError(ValueError):
         kind: Kind = "unknown",
         fields: dict[str, FieldValue] | None = None,
         variant: str | None = None,
+        where: str = "",
     ) -> None:
         super().__init__(detail)
         self.reason = reason
@@ -47,3 +50,4 @@ class CodeError(ValueError):
         self.kind: Kind = kind
         self.fields: dict[str, FieldValue] = fields or {}
         self.variant = variant
+        self.where = where

@@ -34,6 +34,9 @@ DEFAULT_GS_STANDINS: Final[tuple[str, ...]] = (
 )
 
 _AIM: Final = re.compile(r"\][A-Za-z][0-9A-Za-z]")
+#: ISO/IEC 15434 message envelope: `[)>` RS, a two-character format (06: ASC MH10 data
+#: identifiers, as on IFA/PPN pharmacy packs; 05: GS1 AIs; DD: ...), GS-separated fields.
+_ISO15434: Final = re.compile(r"\[\)>(?:\x1e|<RS>|\{RS\}|\\x1[eE]|\u241e)?([0-9A-Z]{2})?")
 _CONTROL: Final = re.compile(r"[\x00-\x1c\x1e\x1f\x7f-\x9f]")
 _PRINTABLE_ASCII: Final = re.compile(r"[\x20-\x7e\x1d]*")
 
@@ -68,15 +71,28 @@ def normalise(
         raise CodeError("empty", "nothing was read")
     symbology: str | None = None
     if _AIM.match(text):
-        symbology, text = text[:3], text[3:]
+        symbology = text[:3]
+        # After an AIM identifier the scanner sends the symbol's data as it is: a blank at
+        # its end is data (and no valid code), not padding to trim.
+        text = raw.lstrip(" \t\r\n")[3:].rstrip("\r\n")
+    envelope = _ISO15434.match(text)
+    if envelope is not None:
+        # Its control characters are the format's own structure, not noise: name the format.
+        fmt = envelope.group(1) or "??"
+        raise CodeError(
+            "unsupported_format",
+            f"ISO/IEC 15434 message (format {fmt}), not a trace code format accepted here",
+            variant="iso15434",
+            where=f"ISO/IEC 15434, format {fmt}",
+        )
     for standin in gs_standins:
         if standin in text:
             text = text.replace(standin, GS)
     if gs_replacement and gs_replacement in text:
         text = text.replace(gs_replacement, GS)
     # A GS1 symbol opens with FNC1, which some scanners transmit as a leading GS; trailing GS
-    # and spaces carry no data either.
-    text = text.strip(" " + GS)
+    # carry no data either, nor do blanks where no AIM identifier says the data is verbatim.
+    text = text.strip(GS) if symbology else text.strip(" " + GS)
     if not text:
         raise CodeError("empty", "only a symbology identifier or separators were read")
     if len(text) > MAX_INPUT:

@@ -107,6 +107,7 @@ def assess(
             _printable(raw),
             dict(exc.fields),
             variant=exc.variant,
+            detail=exc.where,
         )
     return judge(code, op=op, catalog=catalog, today=today, raw=raw)
 

@@ -18,8 +18,11 @@ StatelessReason = Literal[
     "unknown_format",
     "expired",
     "level_not_allowed",
+    "bad_value",
+    "unsupported_format",
 ]
-#: SPEC.md's stable reason codes (never renamed).
+#: SPEC.md's stable reason codes (never renamed); recognition adds `bad_value` and
+#: `unsupported_format` (SPEC: more may be added).
 SpecReason = (
     StatelessReason
     | Literal["duplicate_scan", "already_recorded", "blocked", "not_in_manifest", "buffer_full"]
@@ -74,6 +77,47 @@ MESSAGES: Final[dict[str, tuple[str, str]]] = {
         "码中的分隔符(GS)丢失，无法区分批号和序列号；请让管理员开启扫描枪的GS(FNC1)输出",
         "The code's GS separators were lost, so batch and serial cannot be told apart: "
         "have the scanner set to transmit GS (FNC1)",
+    ),
+    "bad_value": (
+        "码中某个字段的取值不符合GS1规定（如国家、币种或包装类型代码无效），码可能印错",
+        "A field of the code holds a value its standard does not allow (e.g. an unknown "
+        "country, currency or package type code): misprinted code",
+    ),
+    "bad_length.gs1": (
+        "GS1码中某个字段的长度不对，码可能读错或印错",
+        "A field of the GS1 code has the wrong length: misread or misprinted code",
+    ),
+    "bad_charset.gs1": (
+        "GS1码中某个字段含有GS1不允许的字符，码可能读错或印错",
+        "A field of the GS1 code holds characters GS1 does not allow: misread or misprinted code",
+    ),
+    "gs1_structure.no_gtin": (
+        "GS1码中没有GTIN(01)，不是药盒上的追溯码；请扫描带GTIN和序列号的码",
+        "The GS1 code has no GTIN (01), so it is no pack's code: scan the code with a GTIN "
+        "and a serial number",
+    ),
+    "gs1_structure.unknown_ai": (
+        "GS1码中含有未知的应用标识符(AI)，码可能读错或印错",
+        "The GS1 code holds an unknown application identifier (AI): misread or misprinted code",
+    ),
+    "gs1_structure.ai_pairing": (
+        "GS1码中含有不能同时出现的字段，或同一字段出现两次且取值不同",
+        "The GS1 code holds fields GS1 does not allow together, or one field twice with "
+        "different values",
+    ),
+    "gs1_structure.malformed": (
+        "GS1码的写法不正确（括号中应为应用标识符），请重新扫描或核对输入",
+        "The GS1 code is not well formed (each pair of brackets holds an application "
+        "identifier): scan again or check the input",
+    ),
+    "unsupported_format": (
+        "这种码的格式本系统不受理，请扫描药品追溯码",
+        "This code's format is not accepted here: scan the drug's trace code",
+    ),
+    "unsupported_format.iso15434": (
+        "这是ISO/IEC 15434格式的码（如欧洲药品的PPN/IFA码），本系统不受理；请扫描药品追溯码",
+        "This is an ISO/IEC 15434 code (e.g. a European pharmacy PPN/IFA code), a format not "
+        "accepted here: scan the drug's trace code",
     ),
     "commodity_barcode": (
         "这是商品条码，不是追溯码，请扫描药盒上的追溯码",

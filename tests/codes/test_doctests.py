@@ -11,6 +11,7 @@ MODULES = [
     "agent.codes.cn20",
     "agent.codes.commodity",
     "agent.codes.gs1",
+    "agent.codes.gs1_dictionary",
     "agent.codes.ma",
     "agent.codes.normalise",  # shadowed by the function of the same name in agent.codes
     "agent.rules.reasons",

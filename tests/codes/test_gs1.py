@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
 from agent.codes import GS, CodeError, recognise
 from agent.codes.gs1 import check_digit_ok, is_gs1_symbology
+from agent.rules.catalog import Catalog
+from agent.rules.decision import assess
 
 GTIN = "06901234567892"
 
@@ -88,19 +92,36 @@ def test_hri_is_parsed_and_canonicalised_like_the_scanned_symbol() -> None:
     assert hri.fields == scanned.fields
 
 
-@pytest.mark.parametrize(
-    "hri", [f"(01){GTIN}((21)X", f"(01){GTIN}(21)", f"(01){GTIN}7(21)X", "(01)", "(x)1"]
-)
+@pytest.mark.parametrize("hri", [f"(01){GTIN}((21)X", "(x)1", f"(01){GTIN}(21X"])
 def test_malformed_hri_is_gs1_structure(hri: str) -> None:
-    assert _refusal(hri).reason == "gs1_structure"
+    error = _refusal(hri)
+    assert (error.reason, error.variant) == ("gs1_structure", "malformed")
+
+
+@pytest.mark.parametrize("hri", [f"(01){GTIN}(21)", f"(01){GTIN}7(21)X", "(01)", "(01)123"])
+def test_hri_element_of_the_wrong_length_is_bad_length(hri: str) -> None:
+    assert _refusal(hri).reason == "bad_length"
 
 
 def test_unknown_ai_is_gs1_structure() -> None:
-    assert _refusal(f"]C101{GTIN}{GS}99{GS}").reason == "gs1_structure"
+    # 2x: no AI starts with 23 (the retired variable-length AI) in the syntax dictionary.
+    error = _refusal(f"]C101{GTIN}2312{GS}21X")
+    assert (error.reason, error.variant) == ("gs1_structure", "unknown_ai")
 
 
-def test_repeated_ai_is_refused() -> None:
-    assert _refusal(f"01{GTIN}21A{GS}21B").reason == "gs1_structure"
+def test_known_ai_without_data_is_bad_length() -> None:
+    error = _refusal(f"]C101{GTIN}{GS}99{GS}")
+    assert (error.reason, error.where) == ("bad_length", "AI (99) INTERNAL")
+
+
+def test_repeated_ai_with_another_value_is_refused() -> None:
+    error = _refusal(f"01{GTIN}21A{GS}21B")
+    assert (error.reason, error.variant) == ("gs1_structure", "ai_pairing")
+
+
+def test_repeated_ai_with_the_same_value_is_one_field() -> None:
+    # Concatenated reads of two carriers on one label repeat AIs (the engine allows it).
+    assert recognise(f"01{GTIN}21A{GS}01{GTIN}21A").fields["serial"] == "A"
 
 
 def test_gs1_message_without_gtin_is_gs1_structure() -> None:
@@ -155,3 +176,118 @@ def test_gs1_symbology_ids(symbology: str, gs1: bool) -> None:
 
 def test_serial_containing_17_that_is_no_date_is_accepted_without_gs() -> None:
     assert recognise(f"01{GTIN}21AB17991399").fields["serial"] == "AB17991399"
+
+
+# --- The GS1 Barcode Syntax Engine's rules, on hand-written vectors (GS1 General Specifications)
+
+PACK = f"(01){GTIN}(21)ABC123"
+
+
+def _pack_with(element: str) -> CodeError:
+    return _refusal(PACK + element)
+
+
+@pytest.mark.parametrize("element", ["(100)1234", "(9999)1234", "(2)1", "(12345)1"])
+def test_hri_keeps_the_ai_boundaries_its_brackets_give(element: str) -> None:
+    # (100) must not be re-read as (10) 01234; AIs that do not exist are refused.
+    error = _pack_with(element)
+    assert (error.reason, error.variant) == ("gs1_structure", "unknown_ai")
+    assert error.where == f"AI {element[: element.index(')') + 1]}"
+
+
+def test_hri_escaped_bracket_is_data_and_blanks_around_brackets_are_layout() -> None:
+    assert recognise(f"(01) {GTIN} (21) AB\\(C").fields["serial"] == "AB(C"
+    assert _refusal(f"(01){GTIN}(21)AB C").reason == "bad_charset"
+
+
+@pytest.mark.parametrize(
+    ("element", "reason", "where"),
+    [
+        ("(7041)XYZ", "bad_value", "AI (7041) UFRGT UNIT TYPE"),  # no such package type
+        ("(3910)000123", "bad_value", "AI (3910) AMOUNT"),  # 000 is no ISO 4217 currency
+        ("(422)999", "bad_value", "AI (422) ORIGIN"),  # 999 is no ISO 3166 country
+        ("(4321)2", "bad_value", "AI (4321) DANGEROUS GOODS"),  # a flag is 0 or 1
+        ("(7006)201310", "bad_date", "AI (7006) FIRST FREEZE DATE"),  # month 13
+        ("(7006)200931", "bad_date", "AI (7006) FIRST FREEZE DATE"),  # 31 September
+        ("(7006)250600", "bad_date", "AI (7006) FIRST FREEZE DATE"),  # no day 00 here
+        ("(7006)2x0131", "bad_date", "AI (7006) FIRST FREEZE DATE"),  # a date has no letters
+        ("(11)210229", "bad_date", "AI (11) PROD DATE"),  # 2021 is no leap year
+        ("(402)12345678901234561", "bad_check_digit", "AI (402) GSIN"),
+        ("(8007)GB83WEST12345698765432", "bad_check_digit", "AI (8007) IBAN"),
+        ("(8007)GB82WEST1234569876543~", "bad_charset", "AI (8007) IBAN"),
+        ("(8013)1987654Ad4X4bL5ttr2310c2L", "bad_check_digit", "AI (8013) GMN"),
+        ("(91)a^b", "bad_charset", "AI (91) INTERNAL"),  # ^ is not in CSET 82
+        ("(8010)0123#a", "bad_charset", "AI (8010) CPID"),  # CSET 39: upper case only
+        ("(8030)ABCD=", "bad_charset", "AI (8030) DIGSIG"),  # padding only to 3n
+        ("(8001)00001234500101", "bad_value", "AI (8001) DIMENSIONS"),  # zero width
+        ("(3100)12345", "bad_length", "AI (3100) NET WEIGHT (kg)"),
+    ],
+)
+def test_every_ai_is_checked_and_the_refusal_names_it(
+    element: str, reason: str, where: str
+) -> None:
+    error = _pack_with(element)
+    assert (error.reason, error.where) == (reason, where)
+
+
+@pytest.mark.parametrize(
+    "element",
+    [
+        "(7041)BX",  # box
+        "(3910)978123",  # EUR 123
+        "(422)156",  # China
+        "(7006)250601",
+        "(11)200229",  # 2020 is a leap year
+        "(402)12345678901234560",
+        "(8007)GB82WEST12345698765432",  # the IBAN standard's own example
+        "(8013)1987654Ad4X4bL5ttr2310c2K",  # GS1 General Specifications' GMN example
+        "(8030)ABC123",
+        "(8030)ABC12=",  # base64url with its padding
+        "(12)250101",  # requisite (8020) may be on another carrier of the item: not refused
+        "(8011)0",  # GenSpecs 3.9.11: a lone 0 is a serial like any other
+    ],
+)
+def test_valid_elements_are_accepted_with_the_pack(element: str) -> None:
+    assert recognise(PACK + element).fields["serial"] == "ABC123"
+
+
+@pytest.mark.parametrize("element", [f"(02){GTIN}", "(235)X", "(255)95060001343520"])
+def test_mutually_exclusive_ais_are_refused(element: str) -> None:
+    error = _pack_with(element)
+    assert (error.reason, error.variant) == ("gs1_structure", "ai_pairing")
+
+
+def test_refusal_message_names_the_ai_at_fault() -> None:
+    decision = assess(
+        f"]d201{GTIN}7006201310{GS}21ABC123",
+        op="receive",
+        catalog=Catalog(),
+        today=dt.date(2026, 1, 1),
+    )
+    assert decision.reason == "bad_date"
+    assert "(7006)" in decision.message("en")
+    assert "(7006)" in decision.message("zh")
+    assert "GTIN or serial" not in decision.message("en")
+
+
+def test_digital_link_with_gtin_and_serial_is_the_pack_code_it_names() -> None:
+    code = recognise(f"]Q1https://id.gs1.org/01/{GTIN}/10/B7/21/SN%2F1?17=270315")
+    scanned = recognise(f"]d201{GTIN}10B7{GS}21SN/1{GS}17270315")
+    assert code.kind == "gs1"
+    assert (
+        code.fields
+        == scanned.fields
+        == {
+            "gtin": GTIN,
+            "batch": "B7",
+            "serial": "SN/1",
+            "expiry": "2027-03-15",
+        }
+    )
+    assert code.text == scanned.text
+
+
+def test_digital_link_is_held_to_the_same_rules() -> None:
+    assert _refusal("https://id.gs1.org/01/06901234567893/21/X").reason == "bad_check_digit"
+    assert _refusal(f"https://id.gs1.org/01/{GTIN}").variant == "no_serial"
+    assert _refusal("https://example.com/about").reason == "unknown_format"

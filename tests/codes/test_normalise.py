@@ -86,3 +86,26 @@ def test_control_and_non_ascii_refusals(raw: str, reason: str) -> None:
     with pytest.raises(CodeError) as info:
         normalise(raw)
     assert info.value.reason == reason
+
+
+@pytest.mark.parametrize(
+    ("raw", "fmt"),
+    [
+        ("[)>\x1e06\x1d9N111234568408\x1d1TF17L715034\x1e\x04", "06"),  # ASC MH10 (IFA/PPN)
+        ("[)>\x1e05\x1d0106901234567892\x1e\x04", "05"),
+        ("]d1[)><RS>06<GS>9N111234568408", "06"),  # a wedge's textual renderings
+        ("[)>", "??"),
+    ],
+)
+def test_iso_15434_envelope_is_named_not_a_charset_fault(raw: str, fmt: str) -> None:
+    with pytest.raises(CodeError) as info:
+        normalise(raw)
+    error = info.value
+    assert (error.reason, error.variant) == ("unsupported_format", "iso15434")
+    assert error.where == f"ISO/IEC 15434, format {fmt}"
+
+
+def test_blank_after_an_aim_identifier_is_data() -> None:
+    # The scanner sends the symbol's data verbatim after its AIM id: a blank is part of it.
+    assert normalise("]d2010690123456789221ABC \r\n").text == "010690123456789221ABC "
+    assert normalise("  010690123456789221ABC  ").text == "010690123456789221ABC"

@@ -112,3 +112,34 @@ def test_random_bytes_never_raise_and_always_yield_a_reason(raw: str) -> None:
 )
 def test_code_shaped_noise_never_raises(raw: str) -> None:
     _assert_decided(raw)
+
+
+serials = st.text(alphabet=ALNUM + "!\"%&'*+,-./:;<=>?_", min_size=1, max_size=20)
+
+
+@given(gtin=gtins, expiry=dates, batch=values, serial=serials)
+def test_scanned_hri_and_digital_link_spellings_are_one_code(
+    gtin: str, expiry: dt.date, batch: str, serial: str
+) -> None:
+    scanned = recognise(f"]d201{gtin}17{expiry:%y%m%d}10{batch}{GS}21{serial}")
+    hri = recognise(f"(01){gtin}(17){expiry:%y%m%d}(10){batch}(21){serial}")
+    quoted = "".join(c if c.isalnum() else f"%{ord(c):02X}" for c in serial)
+    link = recognise(f"https://id.gs1.org/01/{gtin}/10/{batch}/21/{quoted}?17={expiry:%y%m%d}")
+    assert scanned.fields == hri.fields == link.fields
+    assert scanned.text == hri.text
+
+
+@given(gtin=gtins, serial=values, ai=st.integers(0, 9999).map(str))
+def test_an_hri_element_is_never_reread_with_other_boundaries(
+    gtin: str, serial: str, ai: str
+) -> None:
+    decision = assess(
+        f"(01){gtin}(21){serial}({ai})1234",
+        op="receive",
+        catalog=Catalog(),
+        today=dt.date(2026, 1, 1),
+    )
+    # Accepted only as exactly these three elements: the value after ({ai}) is its own.
+    assert not decision.accepted or decision.text.endswith(f"{ai}1234")
+    assert decision.accepted or decision.reason in STATELESS_REASONS
+    assert decision.fields.get("serial", serial) == serial

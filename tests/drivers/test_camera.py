@@ -19,6 +19,7 @@ from drivers.camera import (
     make_decoder,
     parse_source,
     prepare,
+    zxing_payload,
 )
 from drivers.keymap import CALIBRATION_TEXT
 from drivers.scan import RawScan
@@ -189,3 +190,28 @@ def test_printed_calibration_barcode_carries_the_calibration_text(tmp_path: Path
     assert main(["calibration", str(out)]) == 0
     grey = cv2.imread(str(out), cv2.IMREAD_GRAYSCALE)
     assert [s.text for s in ZxingDecoder(["code128"]).decode(grey)] == [CALIBRATION_TEXT]
+
+
+@pytest.mark.parametrize(
+    ("content", "kind"),
+    [
+        ("Zé-42", "code128"),  # Code 128 has no ECI: ISO 8859-1 is its character set
+        ("Zé-42", "qr"),
+        ("ЖЗ-42", "qr"),  # outside Latin-1: the writer adds an ECI designator
+    ],
+)
+def test_payload_is_decoded_by_the_symbologys_character_set(content: str, kind: Kind) -> None:
+    # Read as UTF-8, these bytes became replacement characters and the scan a bad_charset.
+    assert [
+        s.text
+        for s in ZxingDecoder().decode(
+            prepare(compose(render_symbol(content, kind)), FrameOptions())
+        )
+    ] == [content]
+
+
+def test_payload_without_text_keeps_every_byte() -> None:
+    # An ECI zxing-cpp does not know gives no text: one character per byte, nothing invented.
+    raw = bytes([0xE1, 0xA1, 0x40])
+    assert zxing_payload("", raw).encode("latin-1") == raw
+    assert zxing_payload("¶Ж", b"\xb6\xb6") == "¶Ж"
