@@ -309,6 +309,12 @@ class AgentProcess:
                     into.append(line.rstrip("\n"))
                     self._cond.notify_all()
 
+    def api_ready(self, timeout: float = 20.0) -> bool:
+        """Wait until the local API listens (its socket file exists a moment before that)."""
+        return self.wait_for(
+            lambda a: any("local API: listening" in ln for ln in a.stderr), timeout
+        )
+
     def confirmed(self) -> list[str]:
         """Feedback lines of accepted scans."""
         with self._cond:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, TypeGuard
 
 from agent.rules.decision import Decision
+from agent.rules.limits import LimitError, load_json
 from agent.rules.operations import Operation, is_operation
 from agent.service.batch import Accepted
 from agent.service.requests import ALL_SOURCES
@@ -97,9 +98,11 @@ class Contexts:
     def restore(self, blob: NamedBlob) -> None:
         """Take the persisted contexts back; what does not validate is logged and skipped."""
         try:
-            saved = json.loads(blob.data)
-        except ValueError:
-            log.error("persisted scanner contexts are unreadable; starting from the config")
+            saved = load_json(blob.data)
+        except LimitError as exc:
+            log.error(
+                "persisted scanner contexts are unreadable (%s); starting from the config", exc
+            )
             return
         if not isinstance(saved, dict):
             log.error("persisted scanner contexts are malformed; starting from the config")

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.ops.localapi import ApiClient
+from agent.ops.localapi import ApiClient, BadRequest, parse_control
+from agent.service.requests import SetMode
 from hardware_sim.broker import LocalBroker, free_port
 from hardware_sim.workload import DEMO_CASE_PREFIX, trace_code, unit_codes
 from tests.harness import AgentProcess
@@ -25,8 +26,7 @@ def running(
     """An agent with its API socket up (no scanner: everything arrives over the API)."""
     cfg = make_config(mqtt_port=broker.port)
     agent = AgentProcess(cfg).start()
-    sock = tmp_path / "data" / "api.sock"
-    assert agent.wait_for(lambda a: sock.exists() and bool(a.stderr)), agent.stderr
+    assert agent.api_ready(), agent.stderr
     yield agent, cfg
     agent.stop()
 
@@ -130,7 +130,7 @@ def test_prometheus_endpoint_on_localhost(
     agent = AgentProcess(cfg).start()
     try:
         sock = tmp_path / "data" / "api.sock"
-        assert agent.wait_for(lambda a: sock.exists()), agent.stderr
+        assert agent.api_ready(), agent.stderr
         with ApiClient(sock) as pos:
             assert pos.call("submit", text=unit_codes(1, start=80)[0])["accepted"] is True
             assert pos.call("submit", text="6901234567892")["accepted"] is False
@@ -143,3 +143,49 @@ def test_prometheus_endpoint_on_localhost(
         assert agent.terminate() == 0
     finally:
         agent.stop()
+
+
+@pytest.mark.parametrize(
+    ("cmd", "fields", "field"),
+    [
+        ("mode", {"op": "sell"}, "operation"),
+        ("mode", {"op": ["sale"]}, "operation"),
+        ("mode", {"doc": {"a": 1}}, "'doc'"),
+        ("mode", {"doc": "x" * 65}, "'doc'"),
+        ("mode", {"doc": "RX\n2026-11-26 ERROR forged"}, "'doc'"),
+        ("mode", {"source": "till\n\x1b[2J"}, "'source'"),
+        ("ack", {"source": 7}, "'source'"),
+        ("undo", {"source": "s" * 65}, "'source'"),
+        ("receipt", {}, "'doc'"),
+        ("receipt", {"doc": None}, "'doc'"),
+    ],
+)
+def test_a_bad_field_is_refused_before_it_reaches_the_writer(
+    cmd: str, fields: dict[str, object], field: str
+) -> None:
+    with pytest.raises(BadRequest, match=field):
+        parse_control(cmd, fields)
+
+
+def test_control_requests_are_typed() -> None:
+    mode = parse_control("mode", {"op": "receive", "doc": "", "source": "dock"})
+    assert mode == SetMode(source="dock", op="receive", doc="")
+    assert parse_control("mode", {}) == SetMode()  # keeps op and document, every scanner
+    assert parse_control("submit", {"text": "x"}) is None  # not a control request
+    assert parse_control("status", {}) is None
+
+
+def test_hostile_requests_get_error_replies_and_the_agent_keeps_confirming(
+    running: tuple[AgentProcess, Path], tmp_path: Path
+) -> None:
+    agent, _ = running
+    with ApiClient(tmp_path / "data" / "api.sock") as pos:
+        pos.sock.sendall(b"{not json\n[1, 2]\n")
+        assert pos.receive()["ok"] is False
+        assert pos.receive()["error"] == "bad request: not a JSON object"
+        assert "'doc'" in pos.call("mode", op="sale", doc={"nested": ["object"]})["error"]
+        assert "'source'" in pos.call("ack", source="x\n\x1b[31mERROR")["error"]
+        assert pos.call("submit", text=["not", "text"])["ok"] is False
+        assert pos.call("submit", text=unit_codes(1, start=90)[0])["accepted"] is True
+    assert agent.proc is not None
+    assert agent.proc.poll() is None
