@@ -66,6 +66,10 @@ def test_will_says_offline_when_the_link_dies(tmp_path: Path, driven) -> None:
             assert recorder.wait_for(
                 lambda r: json.loads(r.on("status")[-1].payload) == {"online": False}, timeout=10
             )
+            # The uplink's own dead-link timer (1.5x keepalive) runs beside the broker's: wait.
+            deadline = time.monotonic() + 10
+            while not agent.uplink.losses and time.monotonic() < deadline:
+                time.sleep(0.05)
             assert agent.uplink.losses, "the uplink noticed the dead link too"
         finally:
             recorder.close()
