@@ -210,7 +210,7 @@ def test_a_tampered_row_is_quarantined_with_an_alert_and_does_not_block_the_rest
     broker.start()
     agent.start()
     _ready(agent)
-    assert recorder.wait_for(lambda r: len(_events_by_seq(r)) == 5 and r.on("alert"))
+    assert recorder.wait_for(lambda r: len(_events_by_seq(r)) == 5 and bool(r.on("alert")))
     assert sorted(_events_by_seq(recorder)) == [1, 2, 4, 5, 6]
     alert = json.loads(recorder.on("alert")[0].payload)
     assert "failed authentication" in alert["alert"]

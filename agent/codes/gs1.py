@@ -48,7 +48,7 @@ from biip.symbology import GS1Symbology, SymbologyIdentifier
 
 from agent.codes.gs1_dictionary import AiSpec, Component, ai_at, lookup
 from agent.codes.gs1_linters import CSET_LINTERS, DATE_LINTERS, LINTERS, Lint
-from agent.codes.model import Code, CodeError, FieldValue, Kind
+from agent.codes.model import Code, CodeError, FieldValue, Kind, RecognitionReason
 from agent.codes.normalise import GS, Normalised
 
 #: One element string: (AI, value).
@@ -65,7 +65,7 @@ _EMBEDDED: Final[dict[str, re.Pattern[str]]] = {
 _VARIABLE_READ: Final = ("10", "21")
 
 #: Linter faults by the stable reason they are refused with; any other fault is `bad_value`.
-_REASONS: Final[dict[str, str]] = {
+_REASONS: Final[dict[str, RecognitionReason]] = {
     "non_digit_character": "bad_charset",
     "invalid_cset82_character": "bad_charset",
     "invalid_cset39_character": "bad_charset",
@@ -357,7 +357,7 @@ def _check_value(ai: str, spec: AiSpec, data: str, before: list[Element]) -> int
     return pos
 
 
-def _length_reason(component: Component) -> str:
+def _length_reason(component: Component) -> RecognitionReason:
     """A date field of the wrong length is a bad date; any other field has a bad length."""
     return "bad_date" if DATE_LINTERS.intersection(component.linters) else "bad_length"
 
@@ -372,6 +372,7 @@ def _linted(
     fault: Lint,
     before: list[Element],
 ) -> CodeError:
+    reason: RecognitionReason
     if DATE_LINTERS.intersection(component.linters):
         reason = "bad_date"  # a date with a letter in it is a bad date, not a charset problem
     else:
@@ -388,7 +389,7 @@ def _linted(
 
 
 def _fault(
-    reason: str,
+    reason: RecognitionReason,
     detail: str,
     ai: str,
     spec: AiSpec,

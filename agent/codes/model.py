@@ -8,6 +8,19 @@ from typing import Literal
 Kind = Literal["cn20", "gs1", "sscc", "ma", "commodity", "unknown"]
 PackLevel = Literal["unit", "middle", "case", "pallet", "unknown"]
 FieldValue = str | bool | int
+#: Why recognition refuses an input: stable reason codes (SPEC `check`), never renamed.
+RecognitionReason = Literal[
+    "empty",
+    "bad_charset",
+    "bad_length",
+    "bad_check_digit",
+    "bad_date",
+    "gs1_structure",
+    "commodity_barcode",
+    "unknown_format",
+    "bad_value",
+    "unsupported_format",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +49,7 @@ class CodeError(ValueError):
 
     def __init__(
         self,
-        reason: str,
+        reason: RecognitionReason,
         detail: str,
         *,
         kind: Kind = "unknown",

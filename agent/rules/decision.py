@@ -20,7 +20,7 @@ from agent.codes import (
 )
 from agent.rules.catalog import Catalog
 from agent.rules.operations import DISPENSING, Operation
-from agent.rules.reasons import Reason, is_stateless_reason, message
+from agent.rules.reasons import Reason, message
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +103,7 @@ def assess(
             False,
             exc.kind,
             "pallet" if exc.kind == "sscc" else "unknown",
-            exc.reason if is_stateless_reason(exc.reason) else "unknown_format",
+            exc.reason,
             _printable(raw),
             dict(exc.fields),
             variant=exc.variant,

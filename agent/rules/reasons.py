@@ -6,22 +6,11 @@ from __future__ import annotations
 
 from typing import Final, Literal, TypeGuard, get_args
 
+from agent.codes.model import RecognitionReason
+
 #: The reasons recognition and the level/expiry guard give: stateless ones (`tracescan check`).
-StatelessReason = Literal[
-    "empty",
-    "bad_charset",
-    "bad_length",
-    "bad_check_digit",
-    "bad_date",
-    "gs1_structure",
-    "commodity_barcode",
-    "unknown_format",
-    "expired",
-    "level_not_allowed",
-    "bad_value",
-    "unsupported_format",
-]
-#: SPEC.md's stable reason codes (never renamed); recognition adds `bad_value` and
+StatelessReason = RecognitionReason | Literal["expired", "level_not_allowed"]
+#: SPEC.md's stable reason codes (never renamed), with recognition's `bad_value` and
 #: `unsupported_format` (SPEC: more may be added).
 SpecReason = (
     StatelessReason
@@ -30,7 +19,9 @@ SpecReason = (
 #: Every reason a refusal can carry: SPEC's, and the agent's own stateful ones.
 Reason = SpecReason | Literal["state_conflict", "no_aggregation", "awaiting_ack"]
 
-STATELESS_REASONS: Final[tuple[StatelessReason, ...]] = get_args(StatelessReason)
+STATELESS_REASONS: Final[tuple[str, ...]] = tuple(
+    r for part in get_args(StatelessReason) for r in get_args(part)
+)
 SPEC_REASONS: Final[tuple[str, ...]] = tuple(
     r for part in get_args(SpecReason) for r in get_args(part)
 )
@@ -40,11 +31,6 @@ REASONS: Final[tuple[str, ...]] = tuple(r for part in get_args(Reason) for r in 
 def is_reason(value: object) -> TypeGuard[Reason]:
     """True for a reason code this agent knows (SPEC's or its own)."""
     return isinstance(value, str) and value in REASONS
-
-
-def is_stateless_reason(value: object) -> TypeGuard[StatelessReason]:
-    """True for a reason that recognition or the level/expiry guard can give."""
-    return isinstance(value, str) and value in STATELESS_REASONS
 
 
 #: reason -> (zh, en). Every stable SPEC reason has both languages. A key `reason.variant`

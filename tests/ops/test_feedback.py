@@ -8,7 +8,7 @@ import select
 from collections.abc import Callable
 from pathlib import Path
 
-from agent.ops.feedback import SoundFeedback, TerminalBell, signal_of
+from agent.ops.feedback import Signal, SoundFeedback, TerminalBell, signal_of
 from agent.rules.decision import Decision
 from drivers import RawScan
 from hardware_sim.broker import free_port
@@ -81,7 +81,7 @@ def test_signal_and_bell() -> None:
 
 def test_sound_player_gets_the_file_for_the_signal(tmp_path: Path) -> None:
     # `cp -t DIR` stands in for aplay (no sound card here): it receives the file the same way.
-    sounds = {s: tmp_path / f"{s}.wav" for s in ("accepted", "refused")}
+    sounds: dict[Signal, Path] = {s: tmp_path / f"{s}.wav" for s in ("accepted", "refused")}
     for path in sounds.values():
         path.write_bytes(b"RIFF" + path.stem.encode())
     played = tmp_path / "played"

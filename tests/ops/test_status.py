@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -136,7 +137,7 @@ def test_a_kept_source_agrees_with_a_fresh_reading_as_the_store_changes(tmp_path
         )
         return kept
 
-    def dispense(figures: dict[str, object]) -> dict[str, object]:
+    def dispense(figures: dict[str, object]) -> dict[str, Any]:
         ops = figures["operations"]
         assert isinstance(ops, dict)
         return dict(ops.get("dispense", {}))

@@ -10,7 +10,7 @@ import pytest
 from agent.codes import GS
 from agent.rules.catalog import Catalog
 from agent.rules.decision import assess
-from agent.rules.operations import OPERATIONS
+from agent.rules.operations import OPERATIONS, Operation
 from agent.rules.reasons import MESSAGES
 from agent.service.masterfiles import read_catalog
 
@@ -58,20 +58,20 @@ def test_level_from_the_catalog(catalog: Catalog, raw: str, level: str) -> None:
     "raw", ["81234570000000011234", "81234580000000011234", _gs1(CASE_GTIN), "00157035381410375177"]
 )
 def test_middle_case_and_pallet_are_refused_at_unit_only_operations(
-    catalog: Catalog, op: str, raw: str
+    catalog: Catalog, op: Operation, raw: str
 ) -> None:
     decision = assess(raw, op=op, catalog=catalog, today=TODAY)
     assert (decision.accepted, decision.reason) == (False, "level_not_allowed")
 
 
 @pytest.mark.parametrize("op", sorted(set(OPERATIONS) - {"dispense", "sale"}))
-def test_every_level_is_accepted_elsewhere(catalog: Catalog, op: str) -> None:
+def test_every_level_is_accepted_elsewhere(catalog: Catalog, op: Operation) -> None:
     for raw in ("81234580000000011234", "00157035381410375177", _gs1(CASE_GTIN, "200101")):
         assert assess(raw, op=op, catalog=catalog, today=TODAY).accepted
 
 
 @pytest.mark.parametrize("op", ["dispense", "sale"])
-def test_expired_at_dispense_and_sale(catalog: Catalog, op: str) -> None:
+def test_expired_at_dispense_and_sale(catalog: Catalog, op: Operation) -> None:
     decision = assess(_gs1(UNIT_GTIN, "260614"), op=op, catalog=catalog, today=TODAY)
     assert (decision.accepted, decision.reason) == (False, "expired")
     assert decision.fields["expiry"] == "2026-06-14"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -27,9 +27,9 @@ def signing_key() -> Ed25519PrivateKey:
 
 
 @pytest.fixture
-def store(tmp_path: Path, sealer: Sealer) -> Store:
+def store(tmp_path: Path, sealer: Sealer) -> Iterator[Store]:
     s = Store(tmp_path, sealer, index_key=os.urandom(32))
-    yield s  # type: ignore[misc]
+    yield s
     s.close()
 
 

@@ -83,18 +83,10 @@ def test_over_the_byte_bound_the_oldest_sent_records_go_first(
 
 
 def test_index_key_makes_macs_device_specific(tmp_path: Path, sealer: Sealer) -> None:
-    a = (
-        Store(tmp_path / "a", sealer, index_key=os.urandom(32))
-        if (tmp_path / "a").mkdir() is None
-        else None
-    )
-    b = (
-        Store(tmp_path / "b", sealer, index_key=os.urandom(32))
-        if (tmp_path / "b").mkdir() is None
-        else None
-    )
-    assert a is not None
-    assert b is not None
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a = Store(tmp_path / "a", sealer, index_key=os.urandom(32))
+    b = Store(tmp_path / "b", sealer, index_key=os.urandom(32))
     assert a.mac("81234560000000011234") != b.mac("81234560000000011234")
     a.close()
     b.close()

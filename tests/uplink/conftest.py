@@ -22,15 +22,19 @@ SHIPPED_PKI_DIR = "/etc/mosquitto/tracescan/"
 SITE = "site-01"
 
 
-def agent_config(
-    home: Path, port: int, *, device: str = "dev-a", site: str = SITE, **mqtt: object
-) -> Config:
-    """The harness's config for a device under `home` on broker `port`; `mqtt` keys override."""
+def agent_config(home: Path, port: int, *, site: str = SITE, **mqtt: object) -> Config:
+    """The harness's config for device `dev-a` (or `mqtt["device"]`) under `home` on broker
+    `port`; the other `mqtt` keys override the [mqtt] section."""
+    device = str(mqtt.pop("device", "dev-a"))
     return load(config_file(home, mqtt_port=port, device_id=device, site=site, mqtt=mqtt))
 
 
+#: The `driven` fixture: start an in-process agent (writer thread and uplink) for a config.
+Driven = Callable[[Config], InProcessAgent]
+
+
 @pytest.fixture
-def driven() -> Iterator[Callable[[Config], InProcessAgent]]:
+def driven() -> Iterator[Driven]:
     """Start in-process agents with a writer thread and the uplink; all stop at the end."""
     made: list[InProcessAgent] = []
 

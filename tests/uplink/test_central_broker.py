@@ -6,6 +6,7 @@ import json
 import threading
 import uuid
 from pathlib import Path
+from typing import TypedDict
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -18,6 +19,7 @@ from tests.uplink.conftest import (
     REPO,
     SHIPPED_PKI_DIR,
     SITE,
+    Driven,
     Pki,
     TlsRecorder,
     agent_config,
@@ -26,13 +28,21 @@ from tests.uplink.conftest import (
 )
 
 
-def _device_tls(test_pki: Pki, device: str) -> dict[str, object]:
+class DeviceTls(TypedDict):
+    """The [mqtt] TLS keys of a device."""
+
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
+
+
+def _device_tls(test_pki: Pki, device: str) -> DeviceTls:
     issued = test_pki.device(device)
     return {"ca_file": test_pki.ca, "cert_file": issued.cert, "key_file": issued.key}
 
 
 def test_agent_delivers_over_mutual_tls_and_status_reports_the_backlog(
-    tmp_path: Path, tls_broker: LocalBroker, test_pki: Pki, backend: TlsRecorder, driven
+    tmp_path: Path, tls_broker: LocalBroker, test_pki: Pki, backend: TlsRecorder, driven: Driven
 ) -> None:
     cfg = agent_config(tmp_path / "a", tls_broker.port, **_device_tls(test_pki, "dev-a"))
     agent = driven(cfg)
@@ -46,7 +56,7 @@ def test_agent_delivers_over_mutual_tls_and_status_reports_the_backlog(
 
 
 def test_status_on_reconnect_carries_buffer_depth_and_oldest_unsent_age(
-    tmp_path: Path, tls_broker: LocalBroker, test_pki: Pki, backend: TlsRecorder, driven
+    tmp_path: Path, tls_broker: LocalBroker, test_pki: Pki, backend: TlsRecorder, driven: Driven
 ) -> None:
     # A wrong port first: scans pile up unsent; then the agent reaches the broker.
     home = tmp_path / "a"
@@ -63,7 +73,7 @@ def test_status_on_reconnect_carries_buffer_depth_and_oldest_unsent_age(
 
 
 def test_a_server_certificate_from_another_ca_is_refused(
-    tmp_path: Path, tls_broker: LocalBroker, test_pki: Pki, backend: TlsRecorder, driven
+    tmp_path: Path, tls_broker: LocalBroker, test_pki: Pki, backend: TlsRecorder, driven: Driven
 ) -> None:
     other = tmp_path / "other-ca"
     pki.create_ca(other, "someone else")
@@ -84,7 +94,7 @@ def test_a_server_certificate_from_another_ca_is_refused(
 
 
 def test_a_device_certificate_from_another_ca_is_refused_by_the_broker(
-    tmp_path: Path, tls_broker: LocalBroker, test_pki: Pki, backend: TlsRecorder, driven
+    tmp_path: Path, tls_broker: LocalBroker, test_pki: Pki, backend: TlsRecorder, driven: Driven
 ) -> None:
     rogue = tmp_path / "rogue"
     pki.create_ca(rogue, "rogue CA")
@@ -104,7 +114,7 @@ def test_a_device_certificate_from_another_ca_is_refused_by_the_broker(
 
 
 def test_without_a_client_certificate_the_broker_refuses(
-    tmp_path: Path, tls_broker: LocalBroker, test_pki: Pki, driven
+    tmp_path: Path, tls_broker: LocalBroker, test_pki: Pki, driven: Driven
 ) -> None:
     agent = driven(agent_config(tmp_path / "a", tls_broker.port, ca_file=test_pki.ca))
     assert not agent.uplink.connected.wait(2.0)
@@ -221,7 +231,7 @@ def _bridge_extra(central_port: int, pki_dir: Path) -> str:
 
 
 def test_site_bridge_forwards_its_devices_to_the_central_broker(
-    tmp_path: Path, tls_broker: LocalBroker, test_pki: Pki, backend: TlsRecorder, driven
+    tmp_path: Path, tls_broker: LocalBroker, test_pki: Pki, backend: TlsRecorder, driven: Driven
 ) -> None:
     pki.issue_client(test_pki.dir, SITE)  # the bridge's certificate: CN = the site
     with LocalBroker(extra=_bridge_extra(tls_broker.port, test_pki.dir)) as site_broker:

@@ -18,7 +18,7 @@ from hardware_sim.netfault import NetFault
 from hardware_sim.subscriber import Recorder
 from hardware_sim.workload import unit_codes
 from tests.harness import InProcessAgent
-from tests.uplink.conftest import agent_config, events_by_seq
+from tests.uplink.conftest import Driven, agent_config, events_by_seq
 
 # The recorder must never be the reason a message goes missing: no broker-side queue limit.
 _ROOMY = "max_queued_messages 0"
@@ -54,7 +54,7 @@ def _delivered(r: Recorder, n: int) -> bool:
 
 
 def test_flapping_link_delivers_every_event_gapless(
-    tmp_path: Path, proxy: NetFault, recorder: Recorder, driven
+    tmp_path: Path, proxy: NetFault, recorder: Recorder, driven: Driven
 ) -> None:
     total = 10_000
     agent: InProcessAgent = driven(agent_config(tmp_path / "a", proxy.port))
@@ -78,7 +78,7 @@ def test_flapping_link_delivers_every_event_gapless(
 
 
 def test_blackhole_is_detected_within_two_keepalives_and_recovered(
-    tmp_path: Path, proxy: NetFault, recorder: Recorder, driven
+    tmp_path: Path, proxy: NetFault, recorder: Recorder, driven: Driven
 ) -> None:
     keepalive = 3
     agent: InProcessAgent = driven(agent_config(tmp_path / "a", proxy.port, keepalive=keepalive))
@@ -104,7 +104,7 @@ def test_blackhole_is_detected_within_two_keepalives_and_recovered(
 
 
 def test_broker_restart_with_persistence_loses_nothing(
-    tmp_path: Path, roomy_broker: LocalBroker, recorder: Recorder, driven
+    tmp_path: Path, roomy_broker: LocalBroker, recorder: Recorder, driven: Driven
 ) -> None:
     agent: InProcessAgent = driven(agent_config(tmp_path / "a", roomy_broker.port))
     codes = unit_codes(1500)
@@ -134,7 +134,7 @@ def _most_attempts(window_s: float, initial: float, cap: float) -> int:
 
 
 def test_outage_reconnects_follow_the_backoff_schedule_without_a_storm(
-    tmp_path: Path, proxy: NetFault, recorder: Recorder, driven
+    tmp_path: Path, proxy: NetFault, recorder: Recorder, driven: Driven
 ) -> None:
     initial, cap, outage = 0.05, 0.8, 6.0
     agent: InProcessAgent = driven(
@@ -159,7 +159,7 @@ def test_outage_reconnects_follow_the_backoff_schedule_without_a_storm(
 
 
 def test_live_scans_overtake_a_backlog_being_drained(
-    tmp_path: Path, proxy: NetFault, recorder: Recorder, driven
+    tmp_path: Path, proxy: NetFault, recorder: Recorder, driven: Driven
 ) -> None:
     backlog_n = 1500
     proxy.refuse(True)  # offline while the backlog builds up
@@ -194,7 +194,9 @@ def recorder_seqs(r: Recorder) -> list[int]:
     return [json.loads(m.payload)["seq"] for m in r.on("event")]
 
 
-def test_password_is_never_logged(tmp_path: Path, caplog: pytest.LogCaptureFixture, driven) -> None:
+def test_password_is_never_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, driven: Driven
+) -> None:
     secret = "S3cret-Pa55-never-logged"
     passwords = tmp_path / "passwd"
     subprocess.run(

@@ -17,10 +17,10 @@ from hardware_sim.netfault import NetFault
 from hardware_sim.subscriber import Recorder
 from hardware_sim.workload import unit_codes
 from tests.harness import InProcessAgent
-from tests.uplink.conftest import agent_config, events_by_seq
+from tests.uplink.conftest import Driven, agent_config, events_by_seq
 
 
-def test_receive_maximum_below_our_window_is_respected(tmp_path: Path, driven) -> None:
+def test_receive_maximum_below_our_window_is_respected(tmp_path: Path, driven: Driven) -> None:
     # mosquitto disconnects an MQTT 5 client that exceeds the Receive Maximum it announced;
     # one connection for the whole run proves the uplink never did.
     with LocalBroker(extra="max_inflight_messages 3") as broker:
@@ -36,7 +36,7 @@ def test_receive_maximum_below_our_window_is_respected(tmp_path: Path, driven) -
             recorder.close()
 
 
-def test_mqtt_3_1_1_delivers_and_says_goodbye(tmp_path: Path, driven) -> None:
+def test_mqtt_3_1_1_delivers_and_says_goodbye(tmp_path: Path, driven: Driven) -> None:
     with LocalBroker() as broker:
         recorder = Recorder("127.0.0.1", broker.port, "tracescan/v1/#")
         try:
@@ -54,7 +54,7 @@ def test_mqtt_3_1_1_delivers_and_says_goodbye(tmp_path: Path, driven) -> None:
     assert sorted(events_by_seq(recorder.messages)) == list(range(1, 201))
 
 
-def test_will_says_offline_when_the_link_dies(tmp_path: Path, driven) -> None:
+def test_will_says_offline_when_the_link_dies(tmp_path: Path, driven: Driven) -> None:
     with LocalBroker() as broker, NetFault(broker.port) as proxy:
         recorder = Recorder("127.0.0.1", broker.port, "tracescan/v1/#")
         try:
