@@ -21,6 +21,7 @@ from types import FrameType
 from typing import Any, Final
 
 from agent.config import Config
+from agent.config.scanners import driver_options
 from agent.ops.feedback import Feedback, build_outputs
 from agent.ops.localapi import LocalApi, socket_path
 from agent.ops.notify import SystemdNotifier
@@ -39,8 +40,7 @@ from agent.store import (
     keys,
 )
 from agent.uplink.client import Uplink
-from drivers import RawScan
-from drivers.factory import open_scanner
+from drivers import RawScan, ScannerThread, open_scanner
 
 log = logging.getLogger(__name__)
 
@@ -104,10 +104,11 @@ class Agent:
             on_master=self._master,
             on_tampered=self._tampered,
         )
-        self.scanners: list[threading.Thread] = [
+        #: One thread per scanner; `t.state.snapshot()` says whether its device is there.
+        self.scanners: list[ScannerThread] = [
             t
             for sc in config.scanners
-            if (t := open_scanner(sc, self.inbox.put, self.stop)) is not None
+            if (t := open_scanner(driver_options(sc), self.inbox.put, self.stop)) is not None
         ]
         self._next_prune = 0.0
         # --- ops (issue 8): systemd notify/watchdog and the local API (started by run) ---

@@ -452,6 +452,10 @@ def parse(doc: Mapping[str, object], base: Path) -> Config:
     names = [sc.name for sc in scanners]
     for dup in sorted({n for n in names if names.count(n) > 1}):
         problems.append(f"scanner.name: {dup!r} is used by more than one scanner")
+    # --- drivers (issue 16): what each driver refuses (key names, keymap files, suffix bytes) ---
+    from agent.config.scanners import scanner_problems  # noqa: PLC0415 - owned by drivers work
+
+    problems.extend(scanner_problems(scanners))
 
     s = _Section("operation", doc.get("operation"), problems, base)
     mode = s.choice("mode", DEFAULT_OPERATION, OPERATIONS)
