@@ -25,8 +25,6 @@ from typing import ClassVar, Final
 from drivers.scan import RawScan, ScanSink
 from drivers.state import AbsenceWatch, ScannerState, duration
 
-log = logging.getLogger(__name__)
-
 #: The shortest wait after an unexpected error: a bug that fails at once must not spin.
 _UNEXPECTED_WAIT: Final = 1.0
 
@@ -112,6 +110,8 @@ class ScannerThread(threading.Thread):
         #: Present, open, last scan, last error: `state.snapshot()` from any thread.
         self.state = ScannerState(source, device)
         self.finished = threading.Event()
+        #: The driver module's logger (drivers.serial, ...), so logs can be filtered by driver.
+        self.log = logging.getLogger(type(self).__module__)
         #: End after a session that returns without error, instead of reopening.
         self.finite = False
         self._watch = AbsenceWatch(policy.absent_warning, policy.absent_reminder)
@@ -147,7 +147,7 @@ class ScannerThread(threading.Thread):
                 except self.faults as exc:
                     self._failed(exc)
                 except Exception as exc:  # a driver fault must never end the daemon
-                    log.exception(
+                    self.log.exception(
                         "scanner %s: unexpected error; reopening %s", self.source, self.device
                     )
                     self._failed(exc, quiet=True)
@@ -177,7 +177,7 @@ class ScannerThread(threading.Thread):
         away = self._watch.present(time.monotonic())
         back = f", back after {duration(away)}" if away is not None else ""
         more = f" ({detail})" if detail else ""
-        log.info("scanner %s: reading %s%s%s", self.source, self.device, more, back)
+        self.log.info("scanner %s: reading %s%s%s", self.source, self.device, more, back)
 
     def _deliver(self, text: str, when: float, symbology: str | None = None) -> None:
         """Hand one scan to the sink."""
@@ -192,15 +192,17 @@ class ScannerThread(threading.Thread):
             present = False
         was_open = self.state.failed(error, present=present)
         if was_open and not quiet:
-            log.warning("scanner %s: %s lost (%s); reconnecting", self.source, self.device, error)
+            self.log.warning(
+                "scanner %s: %s lost (%s); reconnecting", self.source, self.device, error
+            )
         elif not quiet:
-            log.debug("scanner %s: cannot open %s (%s)", self.source, self.device, error)
+            self.log.debug("scanner %s: cannot open %s (%s)", self.source, self.device, error)
         notice = self._watch.absent(time.monotonic())
         if notice is None:
             return
         what = "cannot be opened" if present else "is not there"
         if notice.first:
-            log.warning(
+            self.log.warning(
                 "scanner %s: %s %s for %s (%s); its scans are not read until it is back: check "
                 "the cable and the configured device (still trying)",
                 self.source,
@@ -210,7 +212,7 @@ class ScannerThread(threading.Thread):
                 error,
             )
         else:
-            log.warning(
+            self.log.warning(
                 "scanner %s: %s still %s after %s (%s)",
                 self.source,
                 self.device,

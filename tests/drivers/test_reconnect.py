@@ -72,7 +72,7 @@ class ScriptedDriver(ScannerThread):
 
 
 def test_no_fault_ends_the_thread_and_stop_ends_it(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.DEBUG, logger="drivers")
+    caplog.set_level(logging.DEBUG)
     policy = ReconnectPolicy(initial=0.01, maximum=0.02)
     driver = ScriptedDriver(["absent", "bug", "lost", "absent"], policy)
     driver.start()
@@ -129,6 +129,8 @@ def test_an_absent_serial_port_is_warned_about_reminded_and_welcomed_back(
         first = [m for m in warnings if "is not there for" in m]
         assert len(first) == 1  # once, then reminders
         assert first[0].startswith(f"scanner counter: {link} is not there for ")
+        said_by = {r.name for r in caplog.records if "is not there for" in r.getMessage()}
+        assert said_by == {"drivers.serial"}  # filterable by driver
         assert "No such file or directory" in first[0]
         absent = driver.state.snapshot()
         assert (absent.present, absent.open, absent.opens) == (False, False, 0)
