@@ -28,6 +28,7 @@ from agent.ops.notify import SystemdNotifier
 from agent.records.signing import sign_reject
 from agent.rules.catalog import Catalog
 from agent.rules.decision import Decision
+from agent.rules.masterdata import MasterDataError
 from agent.service.pipeline import DEFAULT_SOURCE, Control, Pipeline
 from agent.store import (
     DB_FILE,
@@ -62,7 +63,12 @@ _Item = RawScan | Acked | Control
 class Agent:
     """The running daemon."""
 
-    def __init__(self, config: Config, feedback: list[Feedback] | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        feedback: list[Feedback] | None = None,
+        stop: threading.Event | None = None,
+    ) -> None:
         self.config = config
         # --- ops (issue 8): feedback outputs from [feedback] ---
         self.feedback: list[Feedback] = (
@@ -75,7 +81,8 @@ class Agent:
                 held=self.stopped_line,
             )
         )
-        self.stop = threading.Event()
+        # Given by `tracescan run`, which sets it on a signal that arrives during start-up.
+        self.stop = stop if stop is not None else threading.Event()
         self.inbox: queue.Queue[_Item] = queue.Queue()
         data_dir = config.device.data_dir
         # Keys are created only for a new store: new keys beside old data would orphan it.
@@ -360,8 +367,19 @@ class Agent:
         return self.pipeline.reject_record(scan, ctx, decision)
 
 
-def run(config: Config) -> int:
-    """Entry point of `tracescan run`."""
-    agent = Agent(config)
+class StartupError(Exception):
+    """The agent cannot start: a file or directory it needs is unusable (message says which)."""
+
+
+def run(config: Config, stop: threading.Event | None = None) -> int:
+    """Entry point of `tracescan run`; `stop` may be set by a signal before the agent runs."""
+    try:
+        agent = Agent(config, stop=stop)
+    except MasterDataError as exc:
+        raise StartupError(
+            f"master data {exc}: fix the file or remove it from [masterdata]"
+        ) from exc
+    except (OSError, StoreError) as exc:
+        raise StartupError(str(exc)) from exc
     log.info("pid %d", os.getpid())
     return agent.run()

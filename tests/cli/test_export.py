@@ -15,6 +15,7 @@ from agent.daemon import Agent
 from agent.store import DB_FILE
 from drivers import RawScan
 from hardware_sim.workload import unit_codes
+from tests.cli.conftest import one_line_message, tracescan
 
 CONFIG = """
 [device]
@@ -107,3 +108,34 @@ def test_keygen_rotation_keeps_old_records_exportable(tmp_path: Path) -> None:
     r = _export(cfg)
     assert r.returncode == 0, r.stderr
     assert [json.loads(x)["record"]["code"] for x in r.stdout.splitlines()] == codes
+
+
+def test_since_that_is_not_a_date_is_a_usage_error(tmp_path: Path) -> None:
+    cfg = tmp_path / "t.toml"
+    cfg.write_text(CONFIG)
+    codes = unit_codes(2)
+    _scan(cfg, codes)
+    r = _export(cfg, "--since", "yesterday")
+    assert r.returncode == 2
+    one_line_message(r, "--since", "'yesterday' is not a date", "YYYY-MM-DD")
+    assert r.stdout == ""
+    r = _export(cfg, "--since", "2020-01-01")
+    assert r.returncode == 0, r.stderr
+    assert len([x for x in r.stdout.splitlines() if '"topic": "event"' in x]) == 2
+    r = _export(cfg, "--since", "2999-01-01T00:00+08:00")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == ""
+
+
+def test_export_on_a_station_that_never_ran_says_so(station: Path) -> None:
+    r = tracescan("export", "--config", str(station))
+    assert r.returncode == 78
+    one_line_message(r, "device.data_dir", "no record store", str(station.parent / "data"))
+    assert not (station.parent / "keys").exists()  # and it made no keys on the way
+
+
+def test_export_when_data_dir_is_a_file(station: Path) -> None:
+    (station.parent / "data").write_text("not a directory")
+    r = tracescan("export", "--config", str(station))
+    assert r.returncode == 78
+    one_line_message(r, "device.data_dir", "is a file, not a directory")
