@@ -30,16 +30,15 @@ from agent.store import DB_FILE, keys
 if TYPE_CHECKING:
     from agent.ops.localapi import ApiClient
 
-EX_OK: Final = 0
+# Exit statuses. 0 and 1 are each command's own (done / its check failed); 130 (Ctrl-C) and
+# 141 (closed pipe) are `main`'s.
 EX_USAGE: Final = 2  # argparse's own status for a usage error
 EX_NOT_RUNNING: Final = 3  # as an LSB init script's `status`: the agent is not running
 EX_NOINPUT: Final = 66  # sysexits.h: an input (a device) does not exist or cannot be read
 EX_UNAVAILABLE: Final = 69  # sysexits.h: something the command needs is not installed
-EX_IOERR: Final = 74  # sysexits.h: the record store cannot be read
 EX_CANTCREAT: Final = 73  # sysexits.h: an output file cannot be written
+EX_IOERR: Final = 74  # sysexits.h: the record store cannot be read
 # EX_CONFIG (78, sysexits.h) comes from agent.config: invalid configuration or start-up
-EX_INTERRUPTED: Final = 130  # 128 + SIGINT, as a shell reports Ctrl-C
-EX_BROKEN_PIPE: Final = 141  # 128 + SIGPIPE: the reader of stdout went away (`| head`)
 
 DATA_DIR_KEY: Final = "device.data_dir"
 
