@@ -15,17 +15,9 @@ from agent.daemon import Agent
 from agent.store import DB_FILE
 from drivers import RawScan
 from hardware_sim.workload import unit_codes
-from tests.cli.conftest import one_line_message, tracescan
+from tests.cli.conftest import STATION, one_line_message, tracescan
 
-CONFIG = """
-[device]
-id = "d1"
-site = "s1"
-data_dir = "data"
-key_dir = "keys"
-[mqtt]
-port = 1
-"""
+CONFIG = STATION
 
 
 def _export(cfg: Path, *args: str) -> subprocess.CompletedProcess[str]:
