@@ -18,6 +18,8 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check $(SRC) tests $(wildcard bench)
 	$(VENV)/bin/ruff format --check $(SRC) tests $(wildcard bench)
 	$(VENV)/bin/mypy --strict $(SRC)
+	$(VENV)/bin/mypy --strict tests
+	$(VENV)/bin/lint-imports
 
 format: $(STAMP)
 	$(VENV)/bin/ruff format $(SRC) tests $(wildcard bench)

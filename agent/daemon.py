@@ -20,6 +20,7 @@ from types import FrameType
 from typing import Final
 
 from agent.config import Config
+from agent.config.scanners import driver_options
 from agent.ops.feedback import build_outputs
 from agent.ops.localapi import LocalApi, socket_path
 from agent.ops.notify import SystemdNotifier
@@ -30,9 +31,9 @@ from agent.service.masterfiles import read_catalog, read_master_file
 from agent.service.pipeline import Pipeline
 from agent.service.requests import ApplyMasterData, Quarantine
 from agent.service.writer import Feedback, Writer
-from agent.store import DB_FILE, Limits, NamedBlob, Sealer, Store, keys
+from agent.store import DB_FILE, Limits, NamedBlob, Sealer, Store, StoreError, keys
 from agent.uplink.client import Uplink
-from drivers.factory import open_scanner
+from drivers import ScannerThread, open_scanner
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +43,15 @@ _STOP_DEADLINE: Final = 4.0  # SIGTERM to exit, well inside systemd's and SPEC's
 class Agent:
     """The running daemon, assembled from its parts."""
 
-    def __init__(self, config: Config, feedback: list[Feedback] | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        feedback: list[Feedback] | None = None,
+        stop: threading.Event | None = None,
+    ) -> None:
         self.config = config
-        self.stop = threading.Event()
+        # Given by `tracescan run`, which sets it on a signal that arrives during start-up.
+        self.stop = stop if stop is not None else threading.Event()
         data_dir = config.device.data_dir
         # Keys are created only for a new store: new keys beside old data would orphan it.
         self.keys = keys.load(config.device.key_dir, create=not (data_dir / DB_FILE).exists())
@@ -83,10 +90,11 @@ class Agent:
             on_tampered=self._tampered,
         )
         self.writer.listeners.append(self.uplink)
-        self.scanners: list[threading.Thread] = [
+        #: One thread per scanner; `t.state.snapshot()` says whether its device is there.
+        self.scanners: list[ScannerThread] = [
             t
             for sc in config.scanners
-            if (t := open_scanner(sc, self.writer.inbox.put, self.stop)) is not None
+            if (t := open_scanner(driver_options(sc), self.writer.inbox.put, self.stop)) is not None
         ]
         self.notifier = SystemdNotifier()
         self._next_ping = 0.0
@@ -209,8 +217,19 @@ class Agent:
         return 0
 
 
-def run(config: Config) -> int:
-    """Entry point of `tracescan run`."""
-    agent = Agent(config)
+class StartupError(Exception):
+    """The agent cannot start: a file or directory it needs is unusable (message says which)."""
+
+
+def run(config: Config, stop: threading.Event | None = None) -> int:
+    """Entry point of `tracescan run`; `stop` may be set by a signal before the agent runs."""
+    try:
+        agent = Agent(config, stop=stop)
+    except MasterDataError as exc:
+        raise StartupError(
+            f"master data {exc}: fix the file or remove it from [masterdata]"
+        ) from exc
+    except (OSError, StoreError) as exc:
+        raise StartupError(str(exc)) from exc
     log.info("pid %d", os.getpid())
     return agent.run()

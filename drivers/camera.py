@@ -21,14 +21,15 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Final, Literal, Protocol
+from typing import Final, Literal, Protocol, get_args
 
 import cv2
 import numpy as np
 import numpy.typing as npt
 import zxingcpp
 
-from drivers.scan import RawScan, ScanSink
+from drivers.reconnect import ReconnectPolicy, ScannerThread
+from drivers.scan import ScanSink
 
 log = logging.getLogger(__name__)
 
@@ -225,79 +226,91 @@ def parse_source(port: str) -> int | str:
     return int(port) if port.isdigit() else port
 
 
-class CameraScanner(threading.Thread):
+#: Opening a camera or a stream is slower than a tty: start retrying a little later.
+_CAMERA_RECONNECT: Final = ReconnectPolicy(initial=0.2)
+
+
+@dataclass(frozen=True, slots=True)
+class CameraOptions:
+    """One camera: where its frames come from and what to look for in them."""
+
+    name: str  # the scans' source
+    source: str  # a camera index ("0"), a video file or a stream URL
+    decoder: DecoderName = "zxing"
+    formats: tuple[str, ...] = DEFAULT_FORMATS
+    frame: FrameOptions = FrameOptions()  # region of interest and downscale
+    holdoff: float = 1.5  # seconds out of view before the same code is a new scan
+    fps: float = 0.0  # frames decoded per second at most (0 = every frame)
+    reconnect: ReconnectPolicy = _CAMERA_RECONNECT
+
+    def __post_init__(self) -> None:
+        if not self.source:
+            raise ValueError(f"scanner {self.name}: no camera source given")
+        if self.decoder not in get_args(DecoderName):
+            raise ValueError(f"decoder {self.decoder!r} is not one of zxing, pyzbar")
+        unknown = [f for f in self.formats if f not in _ZXING_FORMATS]
+        if unknown or not self.formats:
+            raise ValueError(f"unknown barcode formats {unknown}; use {', '.join(FORMATS)}")
+        if self.holdoff < 0 or self.fps < 0 or not 0 < self.frame.downscale <= 1:
+            raise ValueError("holdoff and fps must be >= 0 and downscale in (0, 1]")
+
+    def pipeline(self) -> FramePipeline:
+        """The pure frame pipeline these options describe."""
+        return FramePipeline(make_decoder(self.decoder, self.formats), self.frame, self.holdoff)
+
+    def make_thread(self, sink: ScanSink, stop: threading.Event) -> CameraScanner:
+        """The (not yet started) driver thread."""
+        return CameraScanner(self, sink, stop)
+
+
+class CameraScanner(ScannerThread):
     """Captures from a camera index, a video file or a stream URL until `stop` is set.
 
     A live source that fails or stalls is reopened with backoff. A file is read once, with its
     own frame times as the clock (so hold-off does not depend on decoding speed), and then the
-    thread ends.
+    thread ends (`finished`).
     """
 
-    def __init__(
-        self,
-        name: str,
-        port: str,
-        sink: ScanSink,
-        stop: threading.Event,
-        *,
-        pipeline: FramePipeline,
-        fps: float = 0.0,
-        backoff_max: float = 5.0,
-    ) -> None:
-        super().__init__(name=f"scanner-{name}", daemon=True)
-        self.source = name
-        self.port = port
-        self.sink = sink
-        self.stop = stop
-        self.pipeline = pipeline
-        self.fps = fps
-        self.backoff_max = backoff_max
-        self.connected = threading.Event()
+    faults = (OSError, cv2.error)
+
+    def __init__(self, options: CameraOptions, sink: ScanSink, stop: threading.Event) -> None:
+        super().__init__(options.name, options.source, sink, stop, options.reconnect)
+        self.options = options
+        self.pipeline = options.pipeline()
+        self.finite = os.path.isfile(options.source)
         #: Frames decoded so far (diagnostics and tests).
         self.frames = 0
-        self.finished = threading.Event()
 
-    def run(self) -> None:
-        """Capture and decode; on any failure wait and reopen; never raises."""
-        delay = 0.2
-        is_file = os.path.isfile(self.port)
-        while not self.stop.is_set():
-            try:
-                self._capture(is_file=is_file)
-                delay = 0.2
-                if is_file:
-                    log.info("scanner %s: end of %s", self.source, self.port)
-                    break
-            except (OSError, cv2.error) as exc:
-                log.warning(
-                    "scanner %s: camera %s failed (%s); reopening", self.source, self.port, exc
-                )
-            except Exception:  # a driver fault must never end the daemon
-                log.exception("scanner %s: unexpected error; reopening the camera", self.source)
-            self.connected.clear()
-            self.stop.wait(delay)
-            delay = min(delay * 2, self.backoff_max)
-        self.finished.set()
+    def _present(self, error: Exception) -> bool:
+        source = parse_source(self.options.source)
+        if isinstance(source, int):
+            return os.path.exists(f"/dev/video{source}")
+        return os.path.exists(source)  # a stream URL that cannot be opened is not there
+
+    def _session(self) -> None:
+        if self.finite:
+            log.info("scanner %s: reading the video file %s", self.source, self.device)
+        self._capture(is_file=self.finite)
 
     def _capture(self, *, is_file: bool) -> None:
         # Bounded open and read timeouts: a dead stream must not hang the capture thread.
         params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, 5000, cv2.CAP_PROP_READ_TIMEOUT_MSEC, 5000]
-        cap = cv2.VideoCapture(parse_source(self.port), cv2.CAP_ANY, params)
+        cap = cv2.VideoCapture(parse_source(self.options.source), cv2.CAP_ANY, params)
         try:
             if not cap.isOpened():
-                raise OSError(f"cannot open {self.port}")
+                raise OSError(f"cannot open {self.options.source}")
             if not is_file:
                 cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # decode the newest frame, not a backlog
             file_fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
-            self.connected.set()
-            log.info("scanner %s: capturing from %s", self.source, self.port)
-            min_gap = 1.0 / self.fps if self.fps > 0 else 0.0
+            self._opened()
+            min_gap = 1.0 / self.options.fps if self.options.fps > 0 else 0.0
             last = -1e9
             index = 0
             while not self.stop.is_set():
                 ok, frame = cap.read()
                 if not ok:
                     if is_file:
+                        log.info("scanner %s: end of %s", self.source, self.device)
                         return
                     raise OSError("no frame from the camera (unplugged or stream ended)")
                 now = index / file_fps if is_file else time.monotonic()
@@ -309,6 +322,6 @@ class CameraScanner(threading.Thread):
                 found = self.pipeline.process(np.asarray(frame, dtype=np.uint8), now)
                 wall = time.time()
                 for symbol in found:
-                    self.sink(RawScan(symbol.scan_text, self.source, wall, symbol.symbology))
+                    self._deliver(symbol.scan_text, wall, symbol.symbology)
         finally:
             cap.release()

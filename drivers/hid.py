@@ -4,50 +4,42 @@ The scanner is selected by event device path, by its `/dev/input/by-id` name, or
 `vendor:product` (hex). It is grabbed exclusively (EVIOCGRAB) so its keystrokes never reach
 the console or another application. Decoding is `drivers.keystrokes` (pure); this module only
 finds, opens, reads and re-finds the device. Unplug (ENODEV), a device that is not there yet,
-and any other fault end in a retry with backoff, never in the daemon stopping: the device is
-re-found by polling, which works without udev in containers and on minimal images.
+and any other fault end in a retry with backoff (drivers.reconnect), never in the daemon
+stopping: the device is re-found by polling, which works without udev in containers and on
+minimal images. `calibrate` learns a scanner's layout from one scan (`tracescan calibrate`).
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import errno
 import logging
 import os
 import select
-import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
 import evdev
 from evdev import ecodes as e
 
-from drivers.keymap import CALIBRATION_TEXT, Keymap, learn_keymap
+from drivers.keymap import CALIBRATION_TEXT, US, Keymap, learn_keymap
 from drivers.keystrokes import KeystrokeDecoder, KeystrokeOptions
-from drivers.scan import RawScan, ScanSink
+from drivers.reconnect import DEFAULT_RECONNECT, ReconnectPolicy, ScannerThread
+from drivers.scan import ScanSink
 
 log = logging.getLogger(__name__)
 
 BY_ID_DIR: Final = Path("/dev/input/by-id")
 INPUT_DIR: Final = Path("/dev/input")
 _IDLE_WAIT: Final = 0.1
+_TYPING: Final = KeystrokeOptions()
 
 
 class DeviceNotFound(Exception):
     """No input device matches the selector (yet)."""
-
-
-def key_code(name: str) -> int:
-    """`"enter"`, `"KEY_ENTER"` or `"kp_enter"` → the evdev key code; ValueError if unknown."""
-    upper = name.strip().upper()
-    full = upper if upper.startswith("KEY_") else f"KEY_{upper}"
-    for candidate in (full.replace("KP_", "KP"), full):
-        if candidate in e.ecodes:
-            return int(e.ecodes[candidate])
-    raise ValueError(f"{name!r} is not a key name (e.g. enter, kp_enter, tab, f8)")
 
 
 def resolve_device(
@@ -92,71 +84,57 @@ def _vendor_product(selector: str) -> tuple[int, int] | None:
         return None
 
 
-class HidScanner(threading.Thread):
+@dataclass(frozen=True, slots=True)
+class HidOptions:
+    """One keyboard-wedge scanner: how to find it and how it types."""
+
+    name: str  # the scans' source
+    device: str  # event device path, `/dev/input/by-id` name, or `vvvv:pppp` (hex USB id)
+    keymap: Keymap = US  # the keyboard layout the scanner types in
+    keystrokes: KeystrokeOptions = _TYPING  # end keys, GS keys, inter-key timeout
+    grab: bool = True  # exclusive: keystrokes never reach the console
+    reconnect: ReconnectPolicy = DEFAULT_RECONNECT
+    by_id_dir: Path = BY_ID_DIR
+
+    def __post_init__(self) -> None:
+        if not self.device:
+            raise ValueError(f"scanner {self.name}: no input device given")
+        if not self.keystrokes.end_keys and self.keystrokes.inter_key_timeout <= 0:
+            raise ValueError("with no end keys and no inter-key timeout a scan would never end")
+
+    def make_thread(self, sink: ScanSink, stop: threading.Event) -> HidScanner:
+        """The (not yet started) driver thread."""
+        return HidScanner(self, sink, stop)
+
+
+class HidScanner(ScannerThread):
     """Reads one keyboard-wedge scanner until `stop` is set, re-finding it after unplug."""
 
-    def __init__(
-        self,
-        name: str,
-        selector: str,
-        sink: ScanSink,
-        stop: threading.Event,
-        *,
-        keymap: Keymap,
-        options: KeystrokeOptions | None = None,
-        grab: bool = True,
-        backoff_max: float = 5.0,
-        by_id_dir: Path = BY_ID_DIR,
-    ) -> None:
-        super().__init__(name=f"scanner-{name}", daemon=True)
-        self.source = name
-        self.selector = selector
-        self.sink = sink
-        self.stop = stop
-        self.keymap = keymap
-        self.options = options or KeystrokeOptions()
-        self.grab = grab
-        self.backoff_max = backoff_max
-        self.by_id_dir = by_id_dir
-        self.connected = threading.Event()
-        #: Open attempts that failed (not found, unplugged, permission) — for diagnostics.
-        self.failures = 0
+    faults = (DeviceNotFound, OSError)
 
-    def run(self) -> None:
-        """Open, read, and on any failure wait and re-find the device; never raises."""
-        delay = 0.1
-        while not self.stop.is_set():
-            try:
-                self._read_device(resolve_device(self.selector, by_id_dir=self.by_id_dir))
-                delay = 0.1
-            except (DeviceNotFound, OSError) as exc:
-                self.failures += 1
-                if self.connected.is_set():
-                    log.warning(
-                        "scanner %s: %s lost (%s); waiting for it", self.source, self.selector, exc
-                    )
-                else:
-                    log.debug("scanner %s: cannot open %s (%s)", self.source, self.selector, exc)
-                self.connected.clear()
-                self.stop.wait(delay)
-                delay = min(delay * 2, self.backoff_max)
-            except Exception:  # a driver fault must never end the daemon
-                log.exception("scanner %s: unexpected error; reopening the device", self.source)
-                self.connected.clear()
-                self.stop.wait(1.0)
+    def __init__(self, options: HidOptions, sink: ScanSink, stop: threading.Event) -> None:
+        super().__init__(options.name, options.device, sink, stop, options.reconnect)
+        self.options = options
+
+    def _present(self, error: Exception) -> bool:
+        if isinstance(error, DeviceNotFound):
+            return False
+        return not (isinstance(error, OSError) and error.errno in (errno.ENOENT, errno.ENODEV))
+
+    def _session(self) -> None:
+        self._read_device(resolve_device(self.options.device, by_id_dir=self.options.by_id_dir))
 
     def _read_device(self, path: str) -> None:
-        decoder = KeystrokeDecoder(self.keymap, self.options)
+        decoder = KeystrokeDecoder(self.options.keymap, self.options.keystrokes)
         with contextlib.closing(evdev.InputDevice(path)) as dev:
-            if self.grab:
+            if self.options.grab:
                 dev.grab()  # EBUSY if another program holds it: reported and retried
             self._resync(dev, decoder)
-            self.connected.set()
-            log.info("scanner %s: reading %s (%s)", self.source, path, dev.name)
+            self._opened(f"{path}, {dev.name}")
             try:
                 self._read_loop(dev, decoder)
             finally:
-                if self.grab:
+                if self.options.grab:
                     try:
                         dev.ungrab()
                     except OSError as exc:
@@ -185,7 +163,7 @@ class HidScanner(threading.Thread):
             if texts:
                 wall = time.time()
                 for text in texts:
-                    self.sink(RawScan(text, self.source, wall))
+                    self._deliver(text, wall)
 
     def _resync(self, dev: evdev.InputDevice[str], decoder: KeystrokeDecoder) -> None:
         decoder.resync(dev.active_keys(), e.LED_CAPSL in dev.leds())
@@ -215,23 +193,3 @@ def calibrate(
         finally:
             dev.ungrab()
     raise TimeoutError(f"no calibration scan from {selector} within {timeout:.0f} s")
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m drivers.hid calibrate DEVICE OUT.json`: learn a scanner's keyboard layout."""
-    p = argparse.ArgumentParser(prog="python -m drivers.hid")
-    sub = p.add_subparsers(dest="what", required=True)
-    c = sub.add_parser("calibrate", help="scan the calibration barcode to learn the layout")
-    c.add_argument("device", help="event device path, /dev/input/by-id name, or vvvv:pppp")
-    c.add_argument("out", type=Path, help="where to write the keymap (layout = 'calibrated')")
-    args = p.parse_args(argv)
-    print(
-        f"scan the calibration barcode now; it must read exactly:\n{CALIBRATION_TEXT}", flush=True
-    )
-    keymap = calibrate(args.device, args.out)
-    print(f"learnt {len(keymap.table)} keys; wrote {args.out}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -272,6 +272,17 @@ def layout(name: str, keymap_file: Path | None = None) -> Keymap:
         ) from None
 
 
+def key_code(name: str) -> int:
+    """`"enter"`, `"KEY_ENTER"` or `"kp_enter"` → the evdev key code; ValueError if unknown."""
+    upper = name.strip().upper()
+    full = upper if upper.startswith("KEY_") else f"KEY_{upper}"
+    for candidate in (full.replace("KP_", "KP"), full):
+        code = e.ecodes.get(candidate)
+        if isinstance(code, int):
+            return code
+    raise ValueError(f"{name!r} is not a key name (e.g. enter, kp_enter, tab, f8)")
+
+
 def learn_keymap(
     strokes: Sequence[Stroke], expected: str = CALIBRATION_TEXT, name: str = "calibrated"
 ) -> Keymap:

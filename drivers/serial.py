@@ -5,8 +5,8 @@ configurable suffix (some fixed scanners end with ETX or a custom string). The p
 as a path or as a bare `/dev/serial/by-id` name, resolved at every (re)open so a replugged
 scanner that came back as another ttyACM is found again.
 
-The driver owns its reconnect loop: an unplugged or vanished port is retried with backoff
-and never takes the daemon down. The port is opened exclusively (flock), so a second program
+An unplugged or vanished port is retried with backoff (drivers.reconnect) and never takes
+the daemon down. The port is opened exclusively (flock), so a second program
 (or ModemManager probing a ttyACM) cannot steal bytes from the middle of a scan; the udev rules
 in config/udev/ also tell ModemManager to leave scanners alone.
 """
@@ -14,14 +14,17 @@ in config/udev/ also tell ModemManager to leave scanners alone.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, Literal
+from typing import Final, Literal, get_args
 
 import serial
 
-from drivers.scan import RawScan, ScanSink
+from drivers.reconnect import DEFAULT_RECONNECT, ReconnectPolicy, ScannerThread
+from drivers.scan import ScanSink
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +34,7 @@ _READ_TIMEOUT: Final = 0.1
 
 #: How a scan ends on the wire: `any` = CR or LF (CR LF once), or exactly one of the others.
 Terminator = Literal["any", "cr", "lf", "crlf"]
+TERMINATOR_NAMES: Final[tuple[str, ...]] = get_args(Terminator)
 _EXACT: Final[dict[str, bytes]] = {"cr": b"\r", "lf": b"\n", "crlf": b"\r\n"}
 
 
@@ -134,37 +138,41 @@ class _KeepInputSerial(serial.Serial):
         return
 
 
-class SerialScanner(threading.Thread):
+@dataclass(frozen=True, slots=True)
+class SerialOptions:
+    """One serial scanner: where it is and how its scans end on the wire."""
+
+    name: str  # the scans' source
+    port: str  # a device path, or a bare `/dev/serial/by-id` name
+    baudrate: int = 9600
+    max_line: int = 4096  # longer lines are cut (and refused by recognition)
+    terminator: Terminator = "any"
+    suffix: bytes = b""  # exact bytes that end a scan; wins over `terminator`
+    reconnect: ReconnectPolicy = DEFAULT_RECONNECT
+
+    def __post_init__(self) -> None:
+        if not self.port:
+            raise ValueError(f"scanner {self.name}: no serial port given")
+        if self.terminator not in TERMINATOR_NAMES:
+            raise ValueError(
+                f"terminator {self.terminator!r} is not one of {', '.join(TERMINATOR_NAMES)}"
+            )
+        if self.baudrate <= 0 or self.max_line <= 0:
+            raise ValueError("baudrate and max_line must be positive")
+
+    def make_thread(self, sink: ScanSink, stop: threading.Event) -> SerialScanner:
+        """The (not yet started) driver thread."""
+        return SerialScanner(self, sink, stop)
+
+
+class SerialScanner(ScannerThread):
     """Reads one serial port until `stop` is set, reopening it whenever it goes away."""
 
-    def __init__(
-        self,
-        name: str,
-        port: str,
-        sink: ScanSink,
-        stop: threading.Event,
-        *,
-        baudrate: int = 9600,
-        max_line: int = 4096,
-        terminator: Terminator = "any",
-        suffix: bytes = b"",
-        backoff_initial: float = 0.1,
-        backoff_max: float = 5.0,
-    ) -> None:
-        super().__init__(name=f"scanner-{name}", daemon=True)
-        self.source = name
-        self.port = port
-        self.sink = sink
-        self.stop = stop
-        self.baudrate = baudrate
-        self.max_line = max_line
-        self.terminator: Terminator = terminator
-        self.suffix = suffix
-        self.backoff_initial = backoff_initial
-        self.backoff_max = backoff_max
-        self.connected = threading.Event()
-        #: How many times the port was opened (diagnostics; tests count reconnects with it).
-        self.opens = 0
+    faults = (serial.SerialException, OSError)
+
+    def __init__(self, options: SerialOptions, sink: ScanSink, stop: threading.Event) -> None:
+        super().__init__(options.name, options.port, sink, stop, options.reconnect)
+        self.options = options
         self._port: serial.Serial | None = None  # the open port, for `send` (beeper commands)
 
     def send(self, data: bytes) -> bool:
@@ -183,35 +191,15 @@ class SerialScanner(threading.Thread):
             return False
         return True
 
-    def run(self) -> None:
-        """Read, and on any failure wait (backoff) and reopen; never raises."""
-        delay = self.backoff_initial
-        while not self.stop.is_set():
-            try:
-                self._read_port()
-                delay = self.backoff_initial
-            except (serial.SerialException, OSError) as exc:
-                if self.connected.is_set():
-                    log.warning(
-                        "scanner %s: port %s lost (%s); reconnecting", self.source, self.port, exc
-                    )
-                else:
-                    log.debug("scanner %s: cannot open %s (%s)", self.source, self.port, exc)
-                self.connected.clear()
-                self.stop.wait(delay)
-                delay = min(delay * 2, self.backoff_max)
-            except Exception:  # a driver fault must never end the daemon
-                log.exception("scanner %s: unexpected error; restarting the port", self.source)
-                self.connected.clear()
-                self.stop.wait(1.0)
+    def _present(self, error: Exception) -> bool:
+        return os.path.exists(resolve_port(self.options.port))
 
-    def _read_port(self) -> None:
-        path = resolve_port(self.port)
-        with _KeepInputSerial(path, self.baudrate, timeout=_READ_TIMEOUT, exclusive=True) as port:
-            framer = make_framer(self.terminator, self.suffix, self.max_line)
-            self.opens += 1
-            self.connected.set()
-            log.info("scanner %s: reading %s", self.source, self.port)
+    def _session(self) -> None:
+        opts = self.options
+        path = resolve_port(opts.port)
+        with _KeepInputSerial(path, opts.baudrate, timeout=_READ_TIMEOUT, exclusive=True) as port:
+            framer = make_framer(opts.terminator, opts.suffix, opts.max_line)
+            self._opened()
             self._port = port
             try:
                 while not self.stop.is_set():
@@ -220,6 +208,6 @@ class SerialScanner(threading.Thread):
                         continue
                     now = time.time()
                     for line in framer.feed(data):
-                        self.sink(RawScan(line.decode("utf-8", errors="replace"), self.source, now))
+                        self._deliver(line.decode("utf-8", errors="replace"), now)
             finally:
                 self._port = None

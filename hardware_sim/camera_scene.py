@@ -166,31 +166,27 @@ def write_video(path: Path, frames: Sequence[Frame], fps: float = 25.0) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m hardware_sim.camera_scene {calibration,video} OUT`: print or film codes."""
-    import argparse  # noqa: PLC0415 - command line only
+    """`python -m hardware_sim.camera_scene video OUT`: film a counter session.
 
-    from drivers.keymap import CALIBRATION_TEXT  # noqa: PLC0415
+    (The HID calibration barcode is printed by `tracescan calibrate barcode`.)
+    """
+    import argparse  # noqa: PLC0415 - command line only
 
     p = argparse.ArgumentParser(prog="python -m hardware_sim.camera_scene")
     sub = p.add_subparsers(dest="what", required=True)
-    c = sub.add_parser("calibration", help="the HID calibration barcode (Code 128) as a PNG")
-    c.add_argument("out", type=Path)
     v = sub.add_parser("video", help="a counter session: three packs shown in turn (MJPG AVI)")
     v.add_argument("out", type=Path)
     args = p.parse_args(argv)
-    if args.what == "calibration":
-        cv2.imwrite(str(args.out), render_symbol(CALIBRATION_TEXT, "code128", module_px=2))
-    else:
-        write_video(
-            args.out,
-            timeline_frames(
-                [
-                    Showing("81234567890123456789", "code128"),
-                    Showing("(01)06912345678904(17)270101(10)AB12(21)SN123", "gs1-datamatrix"),
-                    Showing("MA.156.M0.100001.1234567.S12345", "qr", variant=VARIANTS[3]),
-                ]
-            ),
-        )
+    write_video(
+        args.out,
+        timeline_frames(
+            [
+                Showing("81234567890123456789", "code128"),
+                Showing("(01)06912345678904(17)270101(10)AB12(21)SN123", "gs1-datamatrix"),
+                Showing("MA.156.M0.100001.1234567.S12345", "qr", variant=VARIANTS[3]),
+            ]
+        ),
+    )
     print(args.out)
     return 0
 

@@ -45,7 +45,7 @@ def agent_config(
     op: str = "dispense",
     catalog: Path | None = None,
     serial_port: str | None = None,
-    **sections: Mapping[str, Any],
+    **sections: Mapping[str, Any] | list[dict[str, Any]],
 ) -> ConfigDoc:
     """An agent configuration under `home` with fast test defaults; `sections` override keys.
 
@@ -74,7 +74,8 @@ def agent_config(
     if serial_port is not None:
         doc["scanner"] = [{"type": "serial", "name": "counter", "port": serial_port}]
     for name, values in sections.items():
-        doc[name] = {**doc.get(name, {}), **values}
+        # a list is an array of tables (`scanner=[{...}]`); a table's keys override the defaults
+        doc[name] = list(values) if isinstance(values, list) else {**doc.get(name, {}), **values}
     return doc
 
 

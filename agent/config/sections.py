@@ -308,7 +308,12 @@ class Config:
         return masked(self)
 
     def check(self) -> Iterator[Problem]:
-        """Scanner names are the `source` of scans and of API requests: one scanner each."""
+        """Scanner names are the `source` of scans and of API requests: one scanner each; and
+        what each scanner's driver would refuse (key names, keymap files, suffix bytes)."""
         names = [s.name for s in self.scanners]
         for dup in sorted({n for n in names if names.count(n) > 1}):
             yield Problem("scanner.name", f"{dup!r} is used by more than one scanner")
+        # scanners.py translates these sections into driver options, so it imports this module
+        from agent.config.scanners import scanner_problems  # noqa: PLC0415
+
+        yield from scanner_problems(self.scanners)

@@ -1,5 +1,6 @@
 """Command barcodes: the worker switches operation, opens/closes a document, undoes the last
-scan or acknowledges an alert by scanning a code from a printed sheet (`tracescan sheet`).
+scan or acknowledges an alert by scanning a code from a printed sheet (`tracescan sheet`, which
+renders it: agent/cli/sheet.py). This module is the pure part: parsing, the commands and labels.
 
 Command codes are Code 128 texts `TSC:<verb>[:<value>]`, which no trace code, GS1 string or
 MA code can be confused with:
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Final, Literal
 
 from agent.rules.operations import OPERATIONS
@@ -95,52 +95,3 @@ def sheet_entries(lang: str = "zh") -> list[tuple[Command, str]]:
         (Command("ack"), "确认警告" if idx == 0 else "Acknowledge alert"),
     ]
     return entries
-
-
-def _font(size: int) -> object:
-    from PIL import ImageFont  # noqa: PLC0415 - only the sheet needs Pillow
-
-    for path in (
-        "/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf",
-        "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
-        "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",
-        "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-    ):
-        if Path(path).exists():
-            return ImageFont.truetype(path, size)
-    return ImageFont.load_default(size)
-
-
-def render_sheet(out: Path, lang: str = "zh") -> int:
-    """Write the command sheet as PNG or PDF (by suffix); returns the number of codes."""
-    import barcode  # noqa: PLC0415
-    from barcode.writer import ImageWriter  # noqa: PLC0415
-    from PIL import Image, ImageDraw  # noqa: PLC0415
-
-    entries = sheet_entries(lang)
-    width, row_h, margin = 1240, 200, 60  # A4 at 150 dpi is 1240 x 1754
-    pages: list[Image.Image] = []
-    per_page = (1754 - 2 * margin) // row_h
-    font = _font(30)
-    for start in range(0, len(entries), per_page):
-        page = Image.new("RGB", (width, 1754), "white")
-        draw = ImageDraw.Draw(page)
-        for i, (cmd, label) in enumerate(entries[start : start + per_page]):
-            code = barcode.get("code128", cmd.text, writer=ImageWriter())
-            img = code.render(
-                {"module_height": 12.0, "font_size": 8, "quiet_zone": 4.0, "dpi": 150}
-            )
-            y = margin + i * row_h
-            page.paste(img, (margin, y))
-            draw.text((margin + img.width + 40, y + 60), label, fill="black", font=font)  # type: ignore[arg-type]
-        pages.append(page)
-    if out.suffix.lower() == ".pdf":
-        pages[0].save(out, "PDF", resolution=150.0, save_all=True, append_images=pages[1:])
-    else:
-        if len(pages) > 1:
-            merged = Image.new("RGB", (width, 1754 * len(pages)), "white")
-            for i, page in enumerate(pages):
-                merged.paste(page, (0, 1754 * i))
-            pages = [merged]
-        pages[0].save(out)
-    return len(entries)

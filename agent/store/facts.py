@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agent.store import acks
-from agent.store.outbox import DB_FILE, unsent_rows
+from agent.store.outbox import DB_FILE, StoreError, unsent_rows
 from agent.store.sealing import Sealer, TamperedRecord
 
 
@@ -79,7 +79,16 @@ class FactsReader:
         self._since = float("inf")  # the earliest window start the arrays cover
 
     def read(self, since: float) -> StoreFacts:
-        """The records stored since `since` and the unsent backlog, in one snapshot."""
+        """The records stored since `since` and the unsent backlog, in one snapshot.
+
+        Raises `StoreError` when the database cannot be read.
+        """
+        try:
+            return self._read(since)
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.data_dir / DB_FILE}: {exc}") from exc
+
+    def _read(self, since: float) -> StoreFacts:
         with self._lock:
             if since < self._since:  # a longer window or a clock set back: start over
                 self._forget_all()

@@ -6,10 +6,10 @@ import threading
 import time
 from pathlib import Path
 
-import cv2
 import pytest
 
 from drivers.camera import (
+    CameraOptions,
     CameraScanner,
     FrameOptions,
     FramePipeline,
@@ -21,7 +21,7 @@ from drivers.camera import (
     prepare,
     zxing_payload,
 )
-from drivers.keymap import CALIBRATION_TEXT
+from drivers.reconnect import ReconnectPolicy
 from drivers.scan import RawScan
 from hardware_sim.camera_scene import (
     VARIANTS,
@@ -29,7 +29,6 @@ from hardware_sim.camera_scene import (
     Showing,
     blank_frame,
     compose,
-    main,
     render_symbol,
     timeline_frames,
     write_video,
@@ -149,8 +148,8 @@ def test_rendered_video_gives_one_scan_per_pack(
 ) -> None:
     scans: list[RawScan] = []
     stop = threading.Event()
-    pipeline = FramePipeline(make_decoder(decoder), holdoff=1.0)  # type: ignore[arg-type]
-    driver = CameraScanner("cam", str(session_video), scans.append, stop, pipeline=pipeline)
+    options = CameraOptions("cam", str(session_video), decoder=decoder, holdoff=1.0)  # type: ignore[arg-type]
+    driver = CameraScanner(options, scans.append, stop)
     driver.start()
     assert driver.finished.wait(60)
     driver.join(timeout=5)
@@ -162,34 +161,52 @@ def test_rendered_video_gives_one_scan_per_pack(
 def test_missing_camera_is_retried_and_never_ends_the_thread(tmp_path: Path) -> None:
     stop = threading.Event()
     scans: list[RawScan] = []
-    driver = CameraScanner(
-        "cam",
-        str(tmp_path / "no-such-stream.mjpg"),
-        scans.append,
-        stop,
-        pipeline=FramePipeline(ZxingDecoder()),
-        backoff_max=0.05,
-    )
+    policy = ReconnectPolicy(initial=0.05, maximum=0.05)
+    options = CameraOptions("cam", str(tmp_path / "no-such-stream.mjpg"), reconnect=policy)
+    driver = CameraScanner(options, scans.append, stop)
     driver.start()
-    time.sleep(0.5)
+    deadline = time.monotonic() + 10
+    while driver.failures < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert driver.is_alive()
     assert not driver.connected.is_set()
+    state = driver.state.snapshot()
+    assert state.failures >= 3
+    assert (state.present, state.open, state.opens, state.last_scan) == (False, False, 0, None)
+    assert state.last_error is not None
+    assert "cannot open" in state.last_error
     stop.set()
     driver.join(timeout=3)
     assert not driver.is_alive()
+    assert driver.finished.is_set()
     assert scans == []
+
+
+def test_a_video_file_is_read_once_and_the_state_says_so(session_video: Path) -> None:
+    scans: list[RawScan] = []
+    driver = CameraScanner(
+        CameraOptions("cam", str(session_video)), scans.append, threading.Event()
+    )
+    driver.start()
+    assert driver.finished.wait(60)
+    state = driver.state.snapshot()
+    assert (state.opens, state.open, state.present, state.failures) == (1, False, True, 0)
+    assert state.last_scan == max(s.received_at for s in scans)
+    assert state.absent_since is not None  # read to its end: no longer open
+
+
+def test_camera_options_refuse_what_no_decoder_reads() -> None:
+    with pytest.raises(ValueError, match="unknown barcode formats"):
+        CameraOptions("cam", "0", formats=("aztec",))
+    with pytest.raises(ValueError, match="decoder"):
+        CameraOptions("cam", "0", decoder="zbar")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="no camera source"):
+        CameraOptions("cam", "")
 
 
 def test_camera_source_is_an_index_or_a_path() -> None:
     assert parse_source("0") == 0
     assert parse_source("rtsp://cam.local/stream") == "rtsp://cam.local/stream"
-
-
-def test_printed_calibration_barcode_carries_the_calibration_text(tmp_path: Path) -> None:
-    out = tmp_path / "calibration.png"
-    assert main(["calibration", str(out)]) == 0
-    grey = cv2.imread(str(out), cv2.IMREAD_GRAYSCALE)
-    assert [s.text for s in ZxingDecoder(["code128"]).decode(grey)] == [CALIBRATION_TEXT]
 
 
 @pytest.mark.parametrize(

@@ -13,21 +13,14 @@ import time
 from pathlib import Path
 
 import pytest
-from evdev import ecodes as e
 
-from drivers.hid import DeviceNotFound, HidScanner, key_code, resolve_device
+from drivers.hid import DeviceNotFound, HidOptions, HidScanner, resolve_device
 from drivers.keymap import DE, US
+from drivers.reconnect import ReconnectPolicy
 from drivers.scan import RawScan
 from hardware_sim.hid_scanner import UinputHidScanner
 
-
-def test_key_names_in_config_resolve_to_key_codes() -> None:
-    assert key_code("enter") == e.KEY_ENTER
-    assert key_code("kp_enter") == e.KEY_KPENTER
-    assert key_code("KEY_TAB") == e.KEY_TAB
-    assert key_code("f8") == e.KEY_F8
-    with pytest.raises(ValueError, match="not a key name"):
-        key_code("nokey")
+FAST = ReconnectPolicy(initial=0.02, maximum=0.02)
 
 
 def test_device_selected_by_path_or_by_id_name(tmp_path: Path) -> None:
@@ -54,8 +47,10 @@ def test_absent_or_broken_device_never_ends_the_driver_thread(tmp_path: Path) ->
     stop = threading.Event()
     scans: list[RawScan] = []
     threads = [
-        HidScanner("h1", str(not_input), scans.append, stop, keymap=US, backoff_max=0.02),
-        HidScanner("h2", str(tmp_path / "gone"), scans.append, stop, keymap=DE, backoff_max=0.02),
+        HidScanner(HidOptions("h1", str(not_input), keymap=US, reconnect=FAST), scans.append, stop),
+        HidScanner(
+            HidOptions("h2", str(tmp_path / "gone"), keymap=DE, reconnect=FAST), scans.append, stop
+        ),
     ]
     for t in threads:
         t.start()
@@ -64,6 +59,12 @@ def test_absent_or_broken_device_never_ends_the_driver_thread(tmp_path: Path) ->
         time.sleep(0.01)
     assert all(t.is_alive() for t in threads)
     assert all(t.failures >= 3 for t in threads)
+    # There but not a keyboard: present, cannot be opened. Gone: not present.
+    broken, gone = (t.state.snapshot() for t in threads)
+    assert (broken.present, broken.open) == (True, False)
+    assert (gone.present, gone.open) == (False, False)
+    assert gone.last_error is not None
+    assert "does not exist" in gone.last_error
     stop.set()
     for t in threads:
         t.join(timeout=2)
@@ -83,7 +84,8 @@ def test_real_uinput_scanner_is_grabbed_read_and_survives_unplug() -> None:
     stop = threading.Event()
     scans: list[RawScan] = []
     sim = UinputHidScanner(DE)
-    driver = HidScanner("wedge", sim.path, scans.append, stop, keymap=DE, backoff_max=0.1)
+    options = HidOptions("wedge", sim.path, keymap=DE, reconnect=ReconnectPolicy(maximum=0.1))
+    driver = HidScanner(options, scans.append, stop)
     driver.start()
     try:
         assert driver.connected.wait(5)

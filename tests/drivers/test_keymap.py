@@ -13,6 +13,7 @@ from drivers.keymap import (
     Keymap,
     KeymapError,
     Stroke,
+    key_code,
     layout,
     learn_keymap,
 )
@@ -70,3 +71,13 @@ def test_unknown_layout_and_missing_keymap_file_are_explained(tmp_path: Path) ->
     bad.write_text("{}", encoding="utf-8")
     with pytest.raises(KeymapError, match="not a tracescan keymap"):
         layout("calibrated", bad)
+
+
+def test_key_names_in_config_resolve_to_key_codes() -> None:
+    assert key_code("enter") == e.KEY_ENTER
+    assert key_code("kp_enter") == e.KEY_KPENTER
+    assert key_code("KEY_TAB") == e.KEY_TAB
+    assert key_code("f8") == e.KEY_F8
+    for wrong in ("nokey", "entr", "btn_left", "syn_report"):
+        with pytest.raises(ValueError, match="not a key name"):
+            key_code(wrong)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import evdev
 import pytest
@@ -19,13 +20,10 @@ GS1_DM = "]d2010691234567890421ABC" + GS + "10LOT-1/2"
 CN20 = "81234567890123456789"
 
 
-def decode(events: Sequence[TimedEvent], keymap: Keymap, **options: object) -> list[str]:
+def decode(events: Sequence[TimedEvent], keymap: Keymap, **options: Any) -> list[str]:
     end = events[-1].at + 10 if events else None
     return decode_stream(
-        ((t.event, t.at) for t in events),
-        keymap,
-        KeystrokeOptions(**options),
-        end=end,  # type: ignore[arg-type]
+        ((t.event, t.at) for t in events), keymap, KeystrokeOptions(**options), end=end
     )
 
 

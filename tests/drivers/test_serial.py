@@ -14,11 +14,20 @@ import serial
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from drivers.reconnect import ReconnectPolicy
 from drivers.scan import RawScan
-from drivers.serial import LineFramer, SerialScanner, SuffixFramer, make_framer, resolve_port
+from drivers.serial import (
+    LineFramer,
+    SerialOptions,
+    SerialScanner,
+    SuffixFramer,
+    make_framer,
+    resolve_port,
+)
 from hardware_sim.serial_scanner import VirtualSerialScanner
 
 CODES = [f"8{n:019d}" for n in range(1, 6)]
+FAST = ReconnectPolicy(initial=0.005, maximum=0.05)
 
 
 class Driver:
@@ -27,9 +36,8 @@ class Driver:
     def __init__(self, port: str, **kw: object) -> None:
         self.scans: queue.Queue[RawScan] = queue.Queue()
         self.stop = threading.Event()
-        self.thread = SerialScanner(
-            "s0", port, self.scans.put, self.stop, backoff_initial=0.005, backoff_max=0.05, **kw
-        )  # type: ignore[arg-type]
+        options = SerialOptions("s0", port, reconnect=FAST, **kw)  # type: ignore[arg-type]
+        self.thread = SerialScanner(options, self.scans.put, self.stop)
         self.thread.start()
         assert self.thread.connected.wait(5)
 

@@ -90,7 +90,7 @@ def test_subscribe_submit_mode_receipt_status(
     assert agent.terminate() == 0
     # With the agent stopped, status reads the store itself and cannot know the link.
     rc, out = cli("status", "--config", str(cfg))
-    assert rc == 0
+    assert rc == 3  # the agent is not running: a monitoring check must notice (issue 16)
     assert "agent not reachable" in out
     assert "uplink          : unknown" in out
     assert "commodity_barcode 1" in out

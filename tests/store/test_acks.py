@@ -9,9 +9,9 @@ from pathlib import Path
 import sqlite_utils
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent.ops.export import read_records
 from agent.store import Limits, OutboxReader, Sealer, Store, acks
 from agent.store.acks import AckRuns, Run, runs_of
+from agent.store.audit import read_records
 from agent.store.schema import MIGRATIONS
 from tests.store.conftest import make_events
 

@@ -14,9 +14,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agent.ops.export import StoredRecord, read_records
 from agent.records.verify import verify_chain
 from agent.store import Sealer, keys
+from agent.store.audit import StoredRecord, read_records
 
 ROUNDS = 50
 PAUSE_ROUNDS = 16

@@ -117,3 +117,13 @@ def test_refusals_name_the_family_and_say_why_in_english() -> None:
     assert "追溯码" in messages[0]
     assert "serial" in messages[2]
     assert "GS" in messages[3]
+
+
+def test_check_loads_no_transport_driver_or_image_library() -> None:
+    heavy = ("paho", "serial", "cv2", "evdev", "PIL", "barcode", "zxingcpp", "agent.daemon")
+    probe = (
+        "import sys; from agent.cli import main; rc = main(['check', '81234560000000011234']); "
+        f"print(rc, sorted(m for m in {heavy!r} if m in sys.modules))"
+    )
+    r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=30)
+    assert r.stdout.splitlines()[-1] == "0 []", r.stderr

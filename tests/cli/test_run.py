@@ -1,0 +1,98 @@
+"""`tracescan run` on a hostile station: every start-up problem is one line naming the key or
+file and the fix, with exit 78 (systemd does not restart-loop on it); Ctrl-C during start-up
+is a clean stop."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.cli.conftest import one_line_message, restation, tracescan
+
+
+def test_data_dir_that_is_a_file(station: Path) -> None:
+    (station.parent / "data").write_text("")
+    r = tracescan("run", "--config", str(station))
+    assert r.returncode == 78
+    one_line_message(r, "device.data_dir", "is a file, not a directory")
+    assert not (station.parent / "keys").exists()  # refused before anything was made
+
+
+def test_data_dir_that_cannot_be_created(station: Path) -> None:
+    (station.parent / "blocker").write_text("")
+    restation(station, device={"data_dir": "blocker/data"})
+    r = tracescan("run", "--config", str(station))
+    assert r.returncode == 78
+    one_line_message(r, "device.data_dir", "cannot create", "blocker/data")
+
+
+def read_only(path: Path) -> list[str]:
+    """A command prefix under which `path` cannot be written, even by root."""
+    if os.geteuid() != 0:
+        path.chmod(0o555)
+        return []
+    # Root writes through file modes: mount a read-only file system there instead.
+    prefix = [
+        "unshare",
+        "-m",
+        "sh",
+        "-c",
+        'mount -t tmpfs -o ro tmpfs "$0" && exec "$@"',
+        str(path),
+    ]
+    if subprocess.run([*prefix, "true"], capture_output=True, check=False).returncode != 0:
+        pytest.skip("root without mount namespaces: no way to make a read-only data_dir here")
+    return prefix
+
+
+def test_data_dir_that_is_read_only(station: Path) -> None:
+    data = station.parent / "data"
+    data.mkdir()
+    prefix = read_only(data)
+    r = subprocess.run(
+        [*prefix, sys.executable, "-m", "agent", "run", "--config", str(station)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 78
+    one_line_message(r, "device.data_dir", str(data), "writable")
+
+
+def test_a_bad_master_data_file(station: Path) -> None:
+    relations = station.parent / "relations.json"
+    relations.write_text("{not json", encoding="utf-8")
+    restation(station, masterdata={"relations": "relations.json"})
+    r = tracescan("run", "--config", str(station))
+    assert r.returncode == 78
+    one_line_message(r, "cannot start", "master data", str(relations), "[masterdata]")
+
+
+def test_a_mistyped_hid_key_name_is_a_config_error(station: Path) -> None:
+    restation(station, scanner=[{"type": "hid", "port": "/dev/input/event0", "end_keys": ["entr"]}])
+    r = tracescan("run", "--config", str(station))
+    assert r.returncode == 78
+    one_line_message(r, "scanner[0].end_keys", "'entr' is not a key name")
+
+
+@pytest.mark.parametrize("after", [0.05, 0.15, 0.25, 0.35, 0.6])
+def test_ctrl_c_during_start_up_is_a_clean_stop(station: Path, after: float) -> None:
+    restation(station, api={"enabled": False})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agent", "run", "--config", str(station)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(after)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert "Traceback" not in err, err
+    assert "KeyboardInterrupt" not in err
+    assert proc.returncode == 0, err  # SIGINT asks `run` to stop, whenever it arrives
