@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+from agent.ops.feedback import mask
 from agent.records.verify import public_key_from_b64, verify_chain
 from hardware_sim.broker import LocalBroker
 from hardware_sim.serial_scanner import VirtualSerialScanner
@@ -35,6 +36,13 @@ def _events_by_seq(recorder: Recorder) -> dict[int, bytes]:
             assert seen[seq] == m.payload, f"seq {seq} re-sent with different bytes"
         seen[seq] = m.payload
     return seen
+
+
+def _told(line: str) -> tuple[int, str]:
+    """(seq, masked code) of a console confirmation `✔ [source] seq=N kind/level CODE`."""
+    _, _, seq, _, masked = line.split(" ", 4)
+    assert seq.startswith("seq=")
+    return int(seq.removeprefix("seq=")), masked
 
 
 def _ready(agent: AgentProcess, scanner_connected_timeout: float = 10.0) -> None:
@@ -114,6 +122,7 @@ def test_kill9_and_restart_loses_no_confirmed_event_and_reuses_no_seq(
     pubkey = _pubkey(agent.config)
     codes = unit_codes(60)
     confirmed_total = 0
+    confirmed: list[tuple[int, str]] = []  # (seq, masked code) as the worker was told
     for rnd in range(3):
         agent.start()
         _ready(agent)
@@ -124,6 +133,7 @@ def test_kill9_and_restart_loses_no_confirmed_event_and_reuses_no_seq(
         time.sleep(0.01 * rnd)
         agent.kill9()
         confirmed_total += len(agent.confirmed())
+        confirmed += [_told(line) for line in agent.confirmed()]
     agent.start()
     _ready(agent)
     assert recorder.wait_for(lambda r: len(_events_by_seq(r)) >= confirmed_total, timeout=30)
@@ -133,9 +143,15 @@ def test_kill9_and_restart_loses_no_confirmed_event_and_reuses_no_seq(
     assert len(events) >= confirmed_total
     report = verify_chain([events[s] for s in sorted(events)], public_key_from_b64(pubkey))
     assert report.ok, report.problems
-    # every confirmed scan is among the events, none twice
+    # every confirmed scan is among the events, under the number and code it was confirmed
+    # with, and no code was recorded twice
     codes_sent = [json.loads(events[s])["code"] for s in sorted(events)]
     assert len(codes_sent) == len(set(codes_sent))
+    assert len(confirmed) == confirmed_total
+    for seq, masked in confirmed:
+        code = json.loads(events[seq])["code"]
+        assert code in codes
+        assert mask(code) == masked, (seq, code, masked)
 
 
 def test_broker_outage_buffers_then_delivers_everything(
