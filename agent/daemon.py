@@ -10,6 +10,7 @@ thread, which is the writer: the store's only writer.
 from __future__ import annotations
 
 import gc
+import hashlib
 import logging
 import os
 import signal
@@ -17,7 +18,7 @@ import threading
 import time
 from pathlib import Path
 from types import FrameType
-from typing import Final
+from typing import Any, Final
 
 from agent.config import Config
 from agent.config.scanners import driver_options
@@ -25,11 +26,15 @@ from agent.ops.feedback import build_outputs
 from agent.ops.localapi import LocalApi, socket_path
 from agent.ops.notify import SystemdNotifier
 from agent.ops.status import LiveStatus, StatusSource
+from agent.records.downlink import Refused
+from agent.records.verify import public_key_from_b64
 from agent.rules.catalog import Catalog
-from agent.rules.masterdata import MasterDataError, MasterKind, as_kind
+from agent.rules.masterdata import MasterDataError, MasterKind
+from agent.service.documents import ReceiptReader
+from agent.service.masterdata import MasterGate
 from agent.service.masterfiles import read_catalog, read_master_file
 from agent.service.pipeline import Pipeline
-from agent.service.requests import ApplyMasterData, Quarantine
+from agent.service.requests import ApplyMasterData, Quarantine, RaiseAlert
 from agent.service.writer import Feedback, Writer
 from agent.store import DB_FILE, Limits, NamedBlob, Sealer, Store, StoreError, keys
 from agent.uplink.client import Uplink
@@ -37,7 +42,8 @@ from drivers import ScannerThread, open_scanner
 
 log = logging.getLogger(__name__)
 
-_STOP_DEADLINE: Final = 4.0  # SIGTERM to exit, well inside systemd's and SPEC's 5 s
+_STOP_DEADLINE: Final = 4.0
+_REFUSED_REMEMBERED: Final = 1024  # distinct refused messages not alerted twice  # SIGTERM to exit, well inside systemd's and SPEC's 5 s
 
 
 class Agent:
@@ -80,6 +86,15 @@ class Agent:
             ),
         )
         self._load_master_files()
+        key = config.central.public_key
+        self.master_gate = MasterGate(
+            public_key_from_b64(key) if key else None,
+            allow_unsigned=config.masterdata.allow_unsigned,
+            site=config.device.site,
+            device=config.device.id,
+            bounds=self.pipeline.masterdata.bounds,
+        )
+        self._refused: set[bytes] = set()
         self.uplink = Uplink(
             config.mqtt,
             config.device,
@@ -88,6 +103,7 @@ class Agent:
             self.stop,
             on_master=self._master,
             on_tampered=self._tampered,
+            status_extra=self._status_extra,
         )
         self.writer.listeners.append(self.uplink)
         #: One thread per scanner; `t.state.snapshot()` says whether its device is there.
@@ -113,6 +129,11 @@ class Agent:
                 lang=config.device.lang,
                 held=self.pipeline.contexts.held,
                 status=status,
+                receipts=ReceiptReader(data_dir, self.sealer).codes,
+                scanners=[sc.name for sc in config.scanners],
+                api_sources=config.api.sources,
+                max_clients=config.api.max_clients,
+                idle_timeout=config.api.idle_timeout,
                 group=config.api.group,
                 prometheus_port=config.api.prometheus_port,
             )
@@ -127,10 +148,11 @@ class Agent:
             sources.append(("blocklist", md.blocklist))
         sources += [("manifest", p) for p in md.manifests]
         blobs: list[NamedBlob] = []
+        bounds = self.pipeline.masterdata.bounds
         for kind, path in sources:
-            blob = self.pipeline.masterdata.offer(read_master_file(kind, path))
-            if blob is not None:
-                blobs.append(blob)
+            offer = self.pipeline.masterdata.offer(read_master_file(kind, path, bounds), "local")
+            if offer.blob is not None:
+                blobs.append(offer.blob)
         if blobs:
             self.store.write([], None, named=blobs)
 
@@ -143,14 +165,28 @@ class Agent:
         return False
 
     def _master(self, path: str, payload: bytes) -> None:
-        """A retained master-data message (uplink thread): apply it on the writer thread."""
+        """A retained master-data message (uplink thread): verified and parsed here, applied on
+        the writer thread; a refused one is logged and raised as an alert, once per message."""
+        origin = f"mqtt master/{path}"
         try:
-            kind = as_kind(path.split("/", 1)[0])
-            data = payload.decode("utf-8")
-        except (MasterDataError, UnicodeDecodeError) as exc:
-            log.warning("master data on %r refused: %s", path, exc)
+            value = self.master_gate.open(path, payload)
+        except (Refused, MasterDataError) as exc:
+            digest = hashlib.sha256(path.encode() + b"\0" + payload).digest()
+            if digest in self._refused:
+                return  # the same retained message again, on a reconnect: already raised
+            if len(self._refused) >= _REFUSED_REMEMBERED:
+                self._refused.clear()
+            self._refused.add(digest)
+            text = f"master data on {origin} refused: {exc}"
+            log.warning("%s", text)
+            self.writer.inbox.put(RaiseAlert(text=text))
             return
-        self.writer.inbox.put(ApplyMasterData(kind=kind, data=data, origin=f"mqtt {path}"))
+        self.writer.inbox.put(ApplyMasterData(value=value, source="central", origin=origin))
+
+    def _status_extra(self) -> dict[str, Any]:
+        """What the retained online status says besides the buffer (uplink thread): the
+        master data in force, as the writer last published it."""
+        return {"masterdata": self.pipeline.masterdata.published}
 
     def _tampered(self, rid: int) -> None:
         """A stored row failed authentication (uplink thread): quarantine it and alert."""
@@ -179,7 +215,7 @@ class Agent:
         """Run until SIGTERM/SIGINT; returns the process exit status."""
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
-        self.writer.raise_alerts(self.store.alerts)
+        self.writer.raise_alerts(self.store.alerts + self.pipeline.masterdata.alerts)
         self.uplink.start()
         for t in self.scanners:
             t.start()

@@ -25,8 +25,10 @@ from typing import Any
 
 from agent.config import Config, load, parse
 from agent.daemon import Agent
+from agent.rules import masterdata
 from agent.rules.decision import Decision
-from agent.service.requests import ControlRequest, Reply
+from agent.rules.masterdata import MasterKind, MasterSource
+from agent.service.requests import ApplyMasterData, ControlRequest, Reply
 from agent.service.writer import Feedback, InboxItem
 from agent.store import OutboxReader
 from agent.uplink.client import Uplink
@@ -208,6 +210,15 @@ class InProcessAgent:
         """Apply a control request and return its committed reply."""
         self.process([req])
         return req.reply.result(1)
+
+    def master(
+        self, kind: MasterKind, document: str | Mapping[str, Any], source: MasterSource = "central"
+    ) -> Reply:
+        """Parse a master-data document (JSON text or object, with its `version`) as the gate
+        would and apply it as coming from `source`; `MasterDataError` if it does not parse."""
+        text = document if isinstance(document, str) else json.dumps(document)
+        value = masterdata.parse(kind, text, f"{kind} from the test")
+        return self.request(ApplyMasterData(value=value, source=source, origin="test"))
 
     def records(self, topic: str) -> list[dict[str, Any]]:
         """Every unsent record of `topic`, decrypted, in order."""

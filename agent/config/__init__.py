@@ -16,6 +16,7 @@ from agent.config.schema import EX_CONFIG, ConfigError, load_document, read_docu
 from agent.config.sections import (
     ApiConfig,
     CatalogConfig,
+    CentralConfig,
     Config,
     DeviceConfig,
     FeedbackConfig,
@@ -32,6 +33,7 @@ __all__ = [
     "EX_CONFIG",
     "ApiConfig",
     "CatalogConfig",
+    "CentralConfig",
     "Config",
     "ConfigError",
     "DeviceConfig",

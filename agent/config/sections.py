@@ -5,6 +5,8 @@ Rules spanning several keys are each section's `check()`; rules on one value are
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -62,6 +64,22 @@ class ScannerBytes(Text):
         text = super().read(raw, base)
         if any(ord(c) > 0xFF for c in text):
             raise Invalid("only bytes \\u0000..\\u00ff can be sent to a scanner")
+        return text
+
+
+class PublicKey(Text):
+    """An Ed25519 public key: base64 of its raw 32 bytes (`tracescan-central pubkey`)."""
+
+    def read(self, raw: object, base: Path) -> str:
+        text = super().read(raw, base)
+        if not text:
+            return text
+        try:
+            key = base64.b64decode(text, validate=True)
+        except (binascii.Error, ValueError):
+            raise Invalid("must be base64 (the output of `tracescan-central pubkey`)") from None
+        if len(key) != 32:
+            raise Invalid(f"must be 32 bytes of Ed25519 public key, got {len(key)}")
         return text
 
 
@@ -171,6 +189,16 @@ class OperationConfig:
     doc: str | None = setting(
         None, Text(empty_is_unset=True), "bill / prescription id carried in `doc`"
     )
+    allowed: tuple[str, ...] = setting(
+        OPERATIONS,
+        ListOf(Choice(OPERATIONS)),
+        "operations command barcodes and the API may switch to (a counter: dispense, sale, …)",
+    )
+
+    def check(self) -> Iterator[Problem]:
+        """The operation the station starts in must be one it may be in."""
+        if self.mode not in self.allowed:
+            yield Problem("mode", f"{self.mode!r} is not in operation.allowed")
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +232,20 @@ class MqttConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class CentralConfig:
+    """The central ledger this device reports to, pinned by its public key."""
+
+    public_key: str = setting(
+        "",
+        PublicKey(),
+        "the ledger's Ed25519 key (base64); master data and commands must be signed by it",
+    )
+    ack_timeout: float = setting(
+        60.0, Number(1.0, 86400.0), "seconds; events not acknowledged by central are re-sent"
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class CatalogConfig:
     """Master data: packaging level per product code."""
 
@@ -223,6 +265,9 @@ class PolicyConfig:
     manifest_mode: str = setting(
         "refuse", Choice(("refuse", "warn")), "codes not in a receiving document's manifest"
     )
+    max_case_units: int = setting(
+        10_000, Int(1, 1_000_000), "units one case code may stand for; larger sets are refused"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,6 +277,12 @@ class MasterDataConfig:
     relations: Path | None = setting(None, File(), "aggregation relations (CSV or JSON)")
     blocklist: Path | None = setting(None, File(), "blocked codes (CSV or JSON)")
     manifests: tuple[Path, ...] = setting((), ListOf(File()), "supplier manifests per document")
+    allow_unsigned: bool = setting(
+        False, Bool(), "without [central] public_key: accept unsigned master data over MQTT"
+    )
+    max_bytes: int = setting(
+        4 * 1024 * 1024, Int(1024, 64 * 1024 * 1024), "largest master-data message or file"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,6 +322,13 @@ class ApiConfig:
     socket: Path | None = setting(None, AnyPath(), "the socket's path; none = data_dir/api.sock")
     group: str = setting("tracescan", Text(), "the socket's group when it exists (mode 0660)")
     prometheus_port: int = setting(0, Int(0, 65535), "localhost metrics port; 0 = off")
+    sources: tuple[str, ...] = setting(
+        ("api",), ListOf(Text(_NAME)), "scanner names API clients may scan and switch as"
+    )
+    max_clients: int = setting(16, Int(1, 1024), "API connections at once; more are refused")
+    idle_timeout: float = setting(
+        300.0, Number(0.1, 86400.0), "seconds a connection may send nothing before it is closed"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,6 +352,7 @@ class Config:
     )
     operation: OperationConfig = table(OperationConfig)
     mqtt: MqttConfig = table(MqttConfig)
+    central: CentralConfig = table(CentralConfig)
     catalog: CatalogConfig = table(CatalogConfig)
     store: StoreConfig = table(StoreConfig)
     policy: PolicyConfig = table(PolicyConfig)

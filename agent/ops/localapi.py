@@ -25,14 +25,16 @@ import socketserver
 import stat
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from agent.ops.feedback import HeldProbe, signal_of
 from agent.rules.decision import Decision
+from agent.rules.limits import JsonLimits, LimitError, load_json
 from agent.rules.operations import OPERATIONS, is_operation
+from agent.rules.receipt import receipt_text
 from agent.service.contexts import valid_doc
 from agent.service.requests import (
     ALL_SOURCES,
@@ -42,7 +44,6 @@ from agent.service.requests import (
     Counters,
     EndDocument,
     ListContexts,
-    Receipt,
     SetMode,
     Undo,
 )
@@ -60,6 +61,7 @@ _SUBMIT_TIMEOUT: Final = 5.0
 _MAX_LINE: Final = 64 * 1024
 _MAX_SOURCE: Final = 64
 _MAX_TEXT: Final = 4096  # a scan submitted over the API: as long as a serial line may be
+_REQUEST_LIMITS: Final = JsonLimits(max_bytes=_MAX_LINE, max_depth=4, max_items=64)
 
 
 class ApiError(Exception):
@@ -70,12 +72,17 @@ class BadRequest(ValueError):
     """A request field is missing, of the wrong type or out of bounds (an error reply)."""
 
 
-def _source(fields: dict[str, Any], default: str = ALL_SOURCES) -> str:
+def _source(fields: dict[str, Any], known: frozenset[str], default: str = ALL_SOURCES) -> str:
     value = fields.get("source")
     if value is None or value == "":
         return default
     if not isinstance(value, str) or len(value) > _MAX_SOURCE or not value.isprintable():
         raise BadRequest(f"'source' must be a scanner name of at most {_MAX_SOURCE} characters")
+    if value not in known:
+        # A made-up source would get a context of its own: memory nobody bounds, and a
+        # "switched" scanner that does not exist.
+        names = ", ".join(sorted(known))
+        raise BadRequest(f"'source' {value!r} is no scanner of this station (one of {names})")
     return value
 
 
@@ -87,8 +94,11 @@ def _doc(value: object, *, allow_clear: bool) -> str:
     return value
 
 
-def parse_control(cmd: str, fields: dict[str, Any]) -> ControlRequest | None:
-    """The typed request for `cmd` (None when `cmd` is not a control request).
+def parse_control(
+    cmd: str, fields: dict[str, Any], sources: frozenset[str] = frozenset({ALL_SOURCES})
+) -> ControlRequest | None:
+    """The typed request for `cmd` (None when `cmd` is not a control request); `sources` are
+    the names a request may address (the scanners, the API's own, and `*` for all).
 
     Raises `BadRequest` naming the field at fault: nothing unvalidated reaches the writer.
     """
@@ -98,20 +108,18 @@ def parse_control(cmd: str, fields: dict[str, Any]) -> ControlRequest | None:
             raise BadRequest(f"unknown operation {op!r} (one of {', '.join(OPERATIONS)})")
         doc = fields.get("doc")
         return SetMode(
-            source=_source(fields),
+            source=_source(fields, sources),
             op=op,
             doc=None if doc is None else _doc(doc, allow_clear=True),
         )
     if cmd == "end":
-        return EndDocument(source=_source(fields))
+        return EndDocument(source=_source(fields, sources))
     if cmd == "undo":
-        return Undo(source=_source(fields))
+        return Undo(source=_source(fields, sources))
     if cmd == "ack":
-        return Acknowledge(source=_source(fields))
+        return Acknowledge(source=_source(fields, sources))
     if cmd == "contexts":
         return ListContexts()
-    if cmd == "receipt":
-        return Receipt(doc=_doc(fields.get("doc"), allow_clear=False))
     if cmd == "counters":
         return Counters()
     return None
@@ -215,6 +223,51 @@ class ApiFeedback:
 class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
     api: LocalApi
+    clients = 0
+    clients_lock = threading.Lock()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """Serve a connection on its own thread, unless `[api] max_clients` are connected: a
+        flood of idle connections must not take the file descriptors the uplink needs."""
+        with self.clients_lock:
+            full = self.clients >= self.api.max_clients
+            if not full:
+                self.clients += 1
+        if full:
+            log.warning("local API: %d clients connected; one more refused", self.api.max_clients)
+            with contextlib.suppress(OSError):
+                request.sendall(b'{"ok": false, "error": "too many API clients connected"}\n')
+                request.shutdown(socket.SHUT_RDWR)
+            request.close()  # not close_request(): this one never took a place
+            return
+        super().process_request(request, client_address)
+
+    def close_request(self, request: Any) -> None:
+        """A connection ended: its place is free."""
+        with self.clients_lock:
+            self.clients -= 1
+        super().close_request(request)
+
+
+class _RequestBudget:
+    """Requests a connection may send: `RATE` a second, in bursts of up to `BURST`."""
+
+    RATE: Final = 50.0
+    BURST: Final = 100.0
+
+    def __init__(self) -> None:
+        self.tokens = self.BURST
+        self.at = time.monotonic()
+
+    def take(self) -> bool:
+        """One request's worth, if the connection has it left."""
+        now = time.monotonic()
+        self.tokens = min(self.BURST, self.tokens + (now - self.at) * self.RATE)
+        self.at = now
+        if self.tokens < 1.0:
+            return False
+        self.tokens -= 1.0
+        return True
 
 
 class _Connection(socketserver.StreamRequestHandler):
@@ -222,17 +275,29 @@ class _Connection(socketserver.StreamRequestHandler):
 
     server: _Server
 
+    def setup(self) -> None:
+        """A request connection silent for `[api] idle_timeout` is closed."""
+        super().setup()
+        self.connection.settimeout(self.server.api.idle_timeout)
+
     def handle(self) -> None:
         api = self.server.api
+        budget = _RequestBudget()
         while not api.closing.is_set():
-            line = self.rfile.readline(_MAX_LINE)
+            try:
+                line = self.rfile.readline(_MAX_LINE)
+            except OSError:  # idle past the timeout, or the client went away
+                return
             if not line:
                 return
             if not line.strip():
                 continue
+            if not budget.take():
+                self._send({"ok": False, "error": "too many requests: slow down"})
+                continue
             try:
-                request = json.loads(line)
-            except ValueError as exc:
+                request = load_json(line, _REQUEST_LIMITS)
+            except LimitError as exc:
                 self._send({"ok": False, "error": f"bad request: {exc}"})
                 continue
             if not isinstance(request, dict):
@@ -281,6 +346,11 @@ class LocalApi:
         lang: str,
         held: HeldProbe,
         status: Callable[[], dict[str, Any]],
+        receipts: Callable[[str], list[str]],
+        scanners: Iterable[str] = (),
+        api_sources: Iterable[str] = (API_SOURCE,),
+        max_clients: int = 16,
+        idle_timeout: float = 300.0,
         group: str = "tracescan",
         prometheus_port: int = 0,
     ) -> None:
@@ -288,6 +358,14 @@ class LocalApi:
         self.path = path
         self.group = group
         self.status = status
+        self.receipts = receipts
+        self.lang = lang
+        self.max_clients = max_clients
+        self.idle_timeout = idle_timeout
+        #: names a scan submitted over the API may carry (the first is the default)
+        self.api_sources = tuple(api_sources) or (API_SOURCE,)
+        #: names a control request may address: every scanner, the API's own, and all
+        self.sources = frozenset({*scanners, *self.api_sources, ALL_SOURCES})
         self.closing = threading.Event()
         self.feedback = ApiFeedback(lang, held)
         self._server: _Server | None = None
@@ -369,7 +447,9 @@ class LocalApi:
                 return self._submit(fields)
             if cmd == "status":
                 return {"ok": True, **self.status()}
-            req = parse_control(cmd, fields) if isinstance(cmd, str) else None
+            if cmd == "receipt":
+                return self._receipt(fields)
+            req = parse_control(cmd, fields, self.sources) if isinstance(cmd, str) else None
             if req is not None:
                 return self.port.request(req)
         except TimeoutError:
@@ -382,7 +462,8 @@ class LocalApi:
         text = fields.get("text")
         if not isinstance(text, str) or len(text) > _MAX_TEXT:
             raise BadRequest(f"submit needs a string 'text' of at most {_MAX_TEXT} characters")
-        scan = RawScan(text, _source(fields, API_SOURCE), time.time())
+        known = self.sources - {ALL_SOURCES}
+        scan = RawScan(text, _source(fields, known, self.api_sources[0]), time.time())
         waiter = self.feedback.expect(scan)
         self.port.submit(scan)
         try:
@@ -391,6 +472,12 @@ class LocalApi:
             self.feedback.forget(scan)
             raise
         return {"ok": True, **result}
+
+    def _receipt(self, fields: dict[str, Any]) -> dict[str, Any]:
+        """The trace codes recorded under a document (read off the writer thread)."""
+        doc = _doc(fields.get("doc"), allow_clear=False)
+        codes = self.receipts(doc)
+        return {"ok": True, "doc": doc, "codes": codes, "text": receipt_text(doc, codes, self.lang)}
 
 
 def _clear_stale(path: Path) -> None:

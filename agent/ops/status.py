@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.config import StatusConfig
+from agent.service.masterdata import BLOB_PREFIX, stored_versions
 from agent.service.requests import ControlPort, Counters, ListContexts
 from agent.store import Sealer
 from agent.store.facts import FactsReader, RecordFacts
@@ -57,6 +58,9 @@ class Status:
     operations: dict[str, OperationFigures] = field(default_factory=dict)
     refused_by_reason: dict[str, int] = field(default_factory=dict)
     counters: dict[str, int] = field(default_factory=dict)  # live counters of a running daemon
+    #: the central master data's version in force per kind (manifests per document)
+    masterdata: dict[str, Any] = field(default_factory=dict)
+    masterdata_local: dict[str, Any] = field(default_factory=dict)  # the local files' versions
 
     @property
     def alarm(self) -> bool:
@@ -157,8 +161,8 @@ class StatusSource:
 
     def gather(self, cfg: StatusConfig, now: float, tz: dt.tzinfo | None = None) -> Status:
         """Read the store and compute the status at `now`."""
-        facts = self.reader.read(now - cfg.window_hours * 3600.0)
-        return compute(
+        facts = self.reader.read(now - cfg.window_hours * 3600.0, named=BLOB_PREFIX)
+        status = compute(
             facts.records,
             facts.unsent_events,
             now=now,
@@ -167,6 +171,9 @@ class StatusSource:
             oldest_unsent=facts.oldest_unsent,
             tz=tz,
         )
+        status.masterdata = stored_versions(facts.named_versions, "central")
+        status.masterdata_local = stored_versions(facts.named_versions, "local")
+        return status
 
 
 class LiveStatus:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
@@ -16,6 +17,12 @@ from typing import Final
 from agent.codes.model import Code, PackLevel
 
 LEVELS: Final[tuple[PackLevel, ...]] = ("unit", "middle", "case")
+#: Units a pack may contain, and parts a split-dispensed unit may be dispensed in, at most: a
+#: catalog cannot switch the 回流 check off by allowing a unit a million dispensings.
+MAX_RATIO: Final = 100_000
+MAX_PARTS: Final = 100
+_CODE: Final = re.compile(r"[0-9]{7}|[0-9]{14}")
+_COUNT: Final = re.compile(r"[0-9]{1,9}")
 
 
 class CatalogError(ValueError):
@@ -78,18 +85,18 @@ def entry_from_row(row: dict[str, str | None], where: str) -> CatalogEntry:
     code = (row.get("code") or "").strip()
     level = (row.get("level") or "").strip()
     ratio_text = (row.get("ratio") or "1").strip()
-    if not (code.isdigit() and len(code) in (7, 14)):
+    if not (_CODE.fullmatch(code)):
         raise CatalogError(
             f"{where}: code {code!r} must be a 7-digit trace-code prefix or a GTIN-14"
         )
     if level not in LEVELS:
         raise CatalogError(f"{where}: level {level!r} must be one of {', '.join(LEVELS)}")
-    if not ratio_text.isdigit() or int(ratio_text) < 1:
-        raise CatalogError(f"{where}: ratio {ratio_text!r} must be a positive whole number")
+    if not _COUNT.fullmatch(ratio_text) or not 1 <= int(ratio_text) <= MAX_RATIO:
+        raise CatalogError(f"{where}: ratio {ratio_text!r} must be a whole number 1..{MAX_RATIO}")
     lvl: PackLevel = "unit" if level == "unit" else "middle" if level == "middle" else "case"
     parts_text = (row.get("parts") or "1").strip()
-    if not parts_text.isdigit() or int(parts_text) < 1:
-        raise CatalogError(f"{where}: parts {parts_text!r} must be a positive whole number")
+    if not _COUNT.fullmatch(parts_text) or not 1 <= int(parts_text) <= MAX_PARTS:
+        raise CatalogError(f"{where}: parts {parts_text!r} must be a whole number 1..{MAX_PARTS}")
     return CatalogEntry(
         code=code,
         level=lvl,

@@ -29,7 +29,11 @@ class JsonLimits:
     max_items: int = 1_000_000  # values in the whole document (array items, object members)
 
 
-def load_json(data: bytes | str, limits: JsonLimits = JsonLimits()) -> Any:
+#: The limits of a document from outside when nothing stricter applies.
+DEFAULT_LIMITS: Final = JsonLimits()
+
+
+def load_json(data: bytes | str, limits: JsonLimits = DEFAULT_LIMITS) -> Any:
     """Parse a JSON document within `limits`, or raise `LimitError` (never anything else).
 
     >>> load_json('{"a": [1, 2]}')

@@ -144,6 +144,10 @@ MESSAGES: Final[dict[str, tuple[str, str]]] = {
         "没有此箱/中包装的关联数据，请逐盒扫描最小包装",
         "No packing data for this case/middle pack: scan every unit pack",
     ),
+    "no_aggregation.too_large": (
+        "此箱的关联数据超出允许的最小包装数，请逐盒扫描最小包装",
+        "This case's packing data holds more units than allowed: scan every unit pack",
+    ),
     "awaiting_ack": (
         "上一条警告尚未确认，请先扫描“确认警告”码",
         "The previous alert is not acknowledged yet: scan the 'Acknowledge alert' code first",

@@ -13,9 +13,8 @@ import time
 from typing import TYPE_CHECKING
 
 from agent.records.bodies import alert_body, report_body, void_body
-from agent.rules.masterdata import MasterDataError, parse
+from agent.rules.masterdata import MasterDataError, kind_of
 from agent.rules.operations import OBSERVING
-from agent.rules.receipt import receipt_text
 from agent.service.batch import Batch
 from agent.service.requests import (
     Acknowledge,
@@ -25,7 +24,7 @@ from agent.service.requests import (
     EndDocument,
     ListContexts,
     Quarantine,
-    Receipt,
+    RaiseAlert,
     Reply,
     SetMode,
     Undo,
@@ -65,10 +64,9 @@ def _dispatch(p: Pipeline, batch: Batch, req: ControlRequest) -> Reply:
             return {"ok": True, "contexts": p.contexts.snapshot()}
         case ApplyMasterData():
             return _apply_master(p, batch, req)
-        case Receipt():
-            codes = p.documents.receipt_codes(req.doc)
-            text = receipt_text(req.doc, codes, p.lang)
-            return {"ok": True, "doc": req.doc, "codes": codes, "text": text}
+        case RaiseAlert():
+            _alert(p, batch, req.text)
+            return {"ok": True}
         case Quarantine():
             return _quarantine(p, batch, req)
         case Counters():
@@ -76,6 +74,12 @@ def _dispatch(p: Pipeline, batch: Batch, req: ControlRequest) -> Reply:
 
 
 def _set_mode(p: Pipeline, batch: Batch, req: SetMode) -> Reply:
+    if req.op is not None and req.op not in p.allowed_ops:
+        # A printed sheet or an API client must not turn a dispensing counter into, say, a
+        # stock count (which skips the 回流 stop): the station's config says what it may do.
+        message = f"{req.op} is not allowed at this station ([operation] allowed)"
+        log.warning("operation change refused for %r: %s", req.source, message)
+        return {"ok": False, "error": message, "message": message}
     for ctx in p.contexts.targets(req.source):
         if req.op is not None:
             ctx.op = req.op
@@ -136,18 +140,33 @@ def _undo(p: Pipeline, batch: Batch, req: Undo) -> Reply:
 
 
 def _apply_master(p: Pipeline, batch: Batch, req: ApplyMasterData) -> Reply:
-    value = parse(req.kind, req.data, f"{req.kind} from {req.origin}")
-    blob = p.masterdata.offer(value)
-    if blob is not None:
-        batch.named.append(blob)
-        log.info("master data: %s version %d applied (%s)", req.kind, value.version, req.origin)
-    return {"ok": True, "applied": blob is not None, "version": value.version}
+    value = req.value
+    kind = kind_of(value)
+    offer = p.masterdata.offer(value, req.source)
+    if offer.blob is not None:
+        batch.named.append(offer.blob)
+        log.info("master data: %s version %d applied (%s)", kind, value.version, req.origin)
+    else:
+        # Never silent: a set that is not newer is logged with the version in force.
+        log.info(
+            "master data: %s version %d from %s ignored: version %s is in force",
+            kind,
+            value.version,
+            req.origin,
+            offer.current,
+        )
+    return {"ok": True, "applied": offer.applied, "version": value.version}
+
+
+def _alert(p: Pipeline, batch: Batch, text: str) -> None:
+    """Log an alert and publish it as a signed `alert` record in this batch."""
+    log.error("ALERT: %s", text)
+    batch.add("alert", alert_body(p.origin, time.time(), text, batch.head.seq))
+    p.count("alerts")
 
 
 def _quarantine(p: Pipeline, batch: Batch, req: Quarantine) -> Reply:
     batch.quarantine.append(req.rid)
-    text = f"stored record {req.rid} failed authentication; quarantined, not sent"
-    log.error("ALERT: %s", text)
-    batch.add("alert", alert_body(p.origin, time.time(), text, batch.head.seq))
+    _alert(p, batch, f"stored record {req.rid} failed authentication; quarantined, not sent")
     p.count("quarantined")
     return {"ok": True, "rid": req.rid}

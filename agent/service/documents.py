@@ -1,5 +1,6 @@
-"""What the writer remembers per document: the codes recorded under it (the customer's
-receipt) and, for a receiving document with a manifest, what was received and what strayed.
+"""What is known per document: for a receiving document with a manifest, what was received
+and what strayed (the writer's, for reconciliation); and the codes recorded under any
+document (the customer's receipt, read from the store off the writer thread).
 
 Everything here can be rebuilt from the stored events, so a restart or a failed commit only
 costs a re-read of the recent events, never a wrong receipt or reconciliation.
@@ -8,16 +9,17 @@ costs a re-read of the recent events, never a wrong receipt or reconciliation.
 from __future__ import annotations
 
 import json
+import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Final
 
 from agent.rules.manifest import Reconciliation, reconcile
 from agent.rules.operations import Operation
+from agent.store import Sealer
+from agent.store.audit import read_records
 
-#: Documents whose codes are kept in memory for receipts (older ones are re-read on demand).
-_RECENT_DOCS: Final = 256
 #: How far back a receiving document's codes are re-read after a restart.
 _RECEIVE_WINDOW: Final = 30 * 86400.0
 #: How far back a receipt's codes are re-read after a restart.
@@ -27,30 +29,58 @@ _RECEIPT_WINDOW: Final = 2 * 86400.0
 StoredEvents = Callable[[float], list[bytes]]
 
 
+def codes_recorded(payloads: Iterable[bytes], doc: str, op: Operation | None = None) -> list[str]:
+    """The codes recorded under `doc` (and `op`) in these event payloads, in order, voided
+    scans taken out."""
+    codes: list[str] = []
+    for payload in payloads:
+        obj = json.loads(payload)
+        if obj.get("doc") != doc or (op is not None and obj.get("op") != op):
+            continue
+        if "void_of" not in obj.get("fields", {}):
+            codes.append(obj["code"])
+        elif obj["code"] in codes:
+            codes.remove(obj["code"])
+    return codes
+
+
+class ReceiptReader:
+    """The codes of a document for its receipt, read from the store with a read-only
+    connection of their own — never on the writer thread, one receipt at a time."""
+
+    def __init__(self, data_dir: Path, sealer: Sealer, window: float = _RECEIPT_WINDOW) -> None:
+        self.data_dir = data_dir
+        self.sealer = sealer
+        self.window = window
+        self._lock = threading.Lock()
+
+    def codes(self, doc: str) -> list[str]:
+        """The codes recorded under `doc` in the receipt window, voided ones taken out."""
+        with self._lock:
+            since = time.time() - self.window
+            events = (
+                r.payload
+                for r in read_records(self.data_dir, self.sealer, since)
+                if not isinstance(r, str) and r.topic == "event"
+            )
+            return codes_recorded(events, doc)
+
+
 class Documents:
-    """Per-document codes for receipts and reconciliation. Used only from the writer thread."""
+    """Per-document state for reconciliation. Used only from the writer thread."""
 
     def __init__(self, stored_events: StoredEvents) -> None:
         self._stored_events = stored_events
         self._received: dict[str, set[str]] = {}
         self._strays: dict[str, set[str]] = {}
-        self._codes: OrderedDict[str, list[str]] = OrderedDict()
 
-    def recorded(self, doc: str, op: Operation, code: str, *, reconciled: bool) -> None:
-        """An accepted unit under `doc` (`reconciled`: a receiving document with a manifest)."""
-        if reconciled and op == "receive":
+    def recorded(self, doc: str, op: Operation, code: str) -> None:
+        """An accepted unit under a receiving document that has a manifest."""
+        if op == "receive":
             self.received(doc).add(code)
-        codes = self._codes.setdefault(doc, [])
-        codes.append(code)
-        self._codes.move_to_end(doc)
-        while len(self._codes) > _RECENT_DOCS:
-            self._codes.popitem(last=False)
 
     def voided(self, doc: str, code: str) -> None:
-        """An undone scan leaves the document's receipt and reconciliation."""
-        codes = self._codes.get(doc)
-        if codes is not None and code in codes:
-            codes.remove(code)
+        """An undone scan leaves the document's reconciliation."""
         self._received.get(doc, set()).discard(code)
 
     def strayed(self, doc: str, codes: Iterable[str]) -> None:
@@ -62,14 +92,9 @@ class Documents:
         got = self._received.get(doc)
         if got is None:
             since = time.time() - _RECEIVE_WINDOW
-            got = self._received[doc] = set(self._stored_codes(doc, since, op="receive"))
+            stored = self._stored_events(since)
+            got = self._received[doc] = set(codes_recorded(stored, doc, op="receive"))
         return got
-
-    def receipt_codes(self, doc: str) -> list[str]:
-        """The codes recorded under `doc`, in order, voided ones taken out."""
-        if doc in self._codes:
-            return list(self._codes[doc])
-        return self._stored_codes(doc, time.time() - _RECEIPT_WINDOW)
 
     def close(self, doc: str, expected: frozenset[str]) -> Reconciliation:
         """Reconcile a receiving document against the units expected, and forget it."""
@@ -81,17 +106,3 @@ class Documents:
     def forget(self) -> None:
         """Drop what a failed commit may have left wrong; it is re-read when next needed."""
         self._received.clear()
-        self._codes.clear()
-
-    def _stored_codes(self, doc: str, since: float, op: Operation | None = None) -> list[str]:
-        """The codes recorded under `doc` (and `op`) since then, voided scans taken out."""
-        codes: list[str] = []
-        for payload in self._stored_events(since):
-            obj = json.loads(payload)
-            if obj.get("doc") != doc or (op is not None and obj.get("op") != op):
-                continue
-            if "void_of" not in obj.get("fields", {}):
-                codes.append(obj["code"])
-            elif obj["code"] in codes:
-                codes.remove(obj["code"])
-        return codes

@@ -9,7 +9,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from agent.rules.catalog import Catalog, CatalogError, parse_catalog_csv
-from agent.rules.masterdata import MasterDataError, MasterKind, MasterSet, parse
+from agent.rules.masterdata import (
+    DEFAULT_BOUNDS,
+    Bounds,
+    MasterDataError,
+    MasterKind,
+    MasterSet,
+    parse,
+)
 
 
 def read_text(path: Path, error: type[ValueError]) -> str:
@@ -27,11 +34,11 @@ def read_catalog(path: Path) -> Catalog:
     return parse_catalog_csv(read_text(path, CatalogError), str(path))
 
 
-def read_master_file(kind: MasterKind, path: Path) -> MasterSet:
+def read_master_file(kind: MasterKind, path: Path, bounds: Bounds = DEFAULT_BOUNDS) -> MasterSet:
     """A master-data file (CSV or JSON); its modification time is the version of CSV files."""
     text = read_text(path, MasterDataError)
     try:
         version = int(path.stat().st_mtime)
     except OSError as exc:
         raise MasterDataError(f"{path}: cannot read ({exc.strerror or exc})") from exc
-    return parse(kind, text, str(path), csv_version=version)
+    return parse(kind, text, str(path), csv_version=version, bounds=bounds)

@@ -23,10 +23,12 @@ from agent.config import Config
 from agent.records.bodies import Origin, reject_body, scan_body
 from agent.records.signing import sign_all, sign_reject
 from agent.rules import commands
+from agent.rules.aggregation import TooManyUnits
 from agent.rules.catalog import Catalog
 from agent.rules.custody import Refusal, custody
 from agent.rules.decision import Decision, assess
 from agent.rules.double_reads import DoubleReadFilter
+from agent.rules.masterdata import Bounds
 from agent.rules.operations import (
     AGGREGATING,
     DEFAULT_OPERATION,
@@ -68,8 +70,13 @@ class Pipeline:
         self.origin = Origin(config.device.id, config.device.site)
         self.lang = config.device.lang
         self.policy = config.policy
+        #: operations command barcodes and the API may switch a scanner to
+        self.allowed_ops: frozenset[str] = frozenset(config.operation.allowed)
         self.double_reads = DoubleReadFilter(config.policy.double_read_window)
-        self.masterdata = MasterData(catalog)
+        self.masterdata = MasterData(
+            catalog,
+            Bounds(config.masterdata.max_bytes, config.policy.max_case_units),
+        )
         mode = config.operation.mode
         self.contexts = Contexts(
             mode if is_operation(mode) else DEFAULT_OPERATION, config.operation.doc
@@ -141,7 +148,7 @@ class Pipeline:
     ) -> tuple[Refusal | None, list[Decision]]:
         """Blocklist, aggregation, custody and manifest: the refusal, or the units to record."""
         md = self.masterdata
-        block = md.blocklist.match(decision.text, decision.fields)
+        block = md.blocked(decision.text, decision.fields)
         if block is not None:
             return Refusal("blocked", None, needs_ack=True, detail=block.reason), []
         units = [decision]
@@ -149,7 +156,12 @@ class Pipeline:
         if ctx.op in DISPENSING and is_parent:
             return Refusal("level_not_allowed", None, needs_ack=True), []
         if decision.level in _PACKS or is_parent:
-            children = md.expand(decision.text, ctx.doc)
+            try:
+                children = md.expand(decision.text, ctx.doc)
+            except TooManyUnits:
+                return Refusal(
+                    "no_aggregation", "too_large", detail=str(md.bounds.max_case_units)
+                ), []
             if children is None:
                 if ctx.op in AGGREGATING:
                     return Refusal("no_aggregation"), []
@@ -202,9 +214,8 @@ class Pipeline:
             batch.marks.append(CodeMark(mac, ctx.op, seq, count))
             batch.pending[mac] = (ctx.op, count)
         ctx.last.append(Accepted(seq, unit, ctx.op, ctx.doc, mac))
-        if ctx.doc:
-            reconciled = self.masterdata.manifest(ctx.doc) is not None
-            self.documents.recorded(ctx.doc, ctx.op, unit.text, reconciled=reconciled)
+        if ctx.doc and self.masterdata.manifest(ctx.doc) is not None:
+            self.documents.recorded(ctx.doc, ctx.op, unit.text)
         self.count(f"accepted.{ctx.op}")
         batch.outcomes.append(Outcome(scan, unit, seq))
 

@@ -13,7 +13,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from agent.rules.masterdata import MasterKind
+from agent.rules.masterdata import MasterSet, MasterSource
 from agent.rules.operations import Operation
 from drivers import RawScan
 
@@ -73,18 +73,19 @@ class ListContexts(Request):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ApplyMasterData(Request):
-    """A master-data document (JSON text) to apply when newer than the one in force."""
+    """A master-data set, parsed and verified where it came in, to apply when newer than the
+    one in force from the same source."""
 
-    kind: MasterKind
-    data: str
-    origin: str = "api"
+    value: MasterSet
+    source: MasterSource = "central"
+    origin: str = "mqtt"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Receipt(Request):
-    """The trace codes recorded under a document, for the customer's receipt."""
+class RaiseAlert(Request):
+    """Something outside a scan went wrong (a refused message, a clock step): log and publish."""
 
-    doc: str
+    text: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -106,7 +107,7 @@ ControlRequest = (
     | Acknowledge
     | ListContexts
     | ApplyMasterData
-    | Receipt
+    | RaiseAlert
     | Quarantine
     | Counters
 )

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agent.store import acks
-from agent.store.outbox import DB_FILE, StoreError, unsent_rows
+from agent.store.outbox import DB_FILE, StoreError, named_versions, unsent_rows
 from agent.store.sealing import Sealer, TamperedRecord
 
 
@@ -38,6 +38,7 @@ class StoreFacts:
     unsent_events: list[float]  # creation times of unsent events (the deadline's input)
     unsent: int  # unsent records of every topic
     oldest_unsent: float | None
+    named_versions: dict[str, int]  # name -> version of the named blobs asked for
 
 
 def payload_facts(topic: str, created: float, sent: float | None, payload: bytes) -> RecordFacts:
@@ -78,17 +79,18 @@ class FactsReader:
         self._after = 0  # every row up to this rid has been looked at
         self._since = float("inf")  # the earliest window start the arrays cover
 
-    def read(self, since: float) -> StoreFacts:
-        """The records stored since `since` and the unsent backlog, in one snapshot.
+    def read(self, since: float, named: str = "") -> StoreFacts:
+        """The records stored since `since`, the unsent backlog and the versions of the named
+        blobs whose names start with `named` (none when empty), in one snapshot.
 
         Raises `StoreError` when the database cannot be read.
         """
         try:
-            return self._read(since)
+            return self._read(since, named)
         except sqlite3.Error as exc:
             raise StoreError(f"{self.data_dir / DB_FILE}: {exc}") from exc
 
-    def _read(self, since: float) -> StoreFacts:
+    def _read(self, since: float, named: str) -> StoreFacts:
         with self._lock:
             if since < self._since:  # a longer window or a clock set back: start over
                 self._forget_all()
@@ -105,6 +107,9 @@ class FactsReader:
                 unsent = unsent_rows(
                     conn, done, 0, 2**63 - 1, limit=2**62, columns="created, topic"
                 )
+                versions = (
+                    named_versions(conn, named) if named else {}
+                )  # versions are stored in clear beside the sealed blobs
             finally:
                 conn.close()
         return StoreFacts(
@@ -112,6 +117,7 @@ class FactsReader:
             unsent_events=[created for created, topic in unsent if topic == "event"],
             unsent=len(unsent),
             oldest_unsent=unsent[0][0] if unsent else None,
+            named_versions=versions,
         )
 
     def _read_new(self, conn: sqlite3.Connection, since: float) -> None:

@@ -155,6 +155,14 @@ def unsent_rows(
     return out
 
 
+def named_versions(conn: sqlite3.Connection, prefix: str) -> dict[str, int]:
+    """The version of every named blob whose name starts with `prefix` (versions are clear)."""
+    rows = conn.execute(
+        "SELECT name, version FROM named WHERE substr(name, 1, ?) = ?", (len(prefix), prefix)
+    ).fetchall()
+    return {str(name): int(version) for name, version in rows}
+
+
 def unsent_depth(conn: sqlite3.Connection, done: acks.AckRuns) -> Depth:
     """Unsent count and the creation time of the oldest unsent row (the lowest rid)."""
     count, oldest = 0, None
@@ -243,21 +251,28 @@ class Store:
         return hmac.digest(self._index_key, code.encode("utf-8"), "sha256")[:16]
 
     def named(self, name: str) -> NamedBlob | None:
-        """A named blob (master data set, context), decrypted."""
+        """A named blob (master data set, context), decrypted; None (with an alert) when it
+        fails authentication."""
         row = self.conn.execute(
             "SELECT version, body FROM named WHERE name = ?", (name,)
         ).fetchone()
-        if row is None:
-            return None
-        return NamedBlob(name, row[0], self.sealer.open_named(name, row[1]))
+        return None if row is None else self._open_named(name, row[0], row[1])
 
     def named_like(self, prefix: str) -> list[NamedBlob]:
-        """Every named blob whose name starts with `prefix`."""
+        """Every named blob whose name starts with `prefix` that authenticates (the others are
+        left out with an alert: a damaged set must not stop the agent from starting)."""
         rows = self.conn.execute(
             "SELECT name, version, body FROM named WHERE substr(name, 1, ?) = ? ORDER BY name",
             (len(prefix), prefix),
         ).fetchall()
-        return [NamedBlob(n, v, self.sealer.open_named(n, b)) for n, v, b in rows]
+        return [blob for n, v, b in rows if (blob := self._open_named(n, v, b)) is not None]
+
+    def _open_named(self, name: str, version: int, body: bytes) -> NamedBlob | None:
+        try:
+            return NamedBlob(name, version, self.sealer.open_named(name, body))
+        except TamperedRecord as exc:
+            self.alerts.append(f"stored {name!r} is unreadable ({exc}); set aside")
+            return None
 
     def events_since(self, created: float) -> list[bytes]:
         """Decrypted event payloads stored since `created` (for rebuilding derived state)."""

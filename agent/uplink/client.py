@@ -50,7 +50,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
 
 from agent.config import DeviceConfig, MqttConfig
-from agent.records.envelope import rfc3339
+from agent.records.bodies import OFFLINE_STATUS, Origin, status_body
 from agent.store import OutboxReader, OutboxRow, Sealer
 from agent.uplink.tls import TrackedContext, client_context
 
@@ -148,12 +148,15 @@ class Uplink(threading.Thread):
         *,
         on_master: Callable[[str, bytes], None] | None = None,
         on_tampered: Callable[[int], None] | None = None,
+        status_extra: Callable[[], dict[str, Any]] = dict,
     ) -> None:
         super().__init__(name="uplink", daemon=True)
         #: told about a stored row that failed authentication (it is skipped, not sent)
         self.on_tampered = on_tampered
         #: receives retained master-data messages: (path after `master/`, payload)
         self.on_master = on_master
+        #: members the retained online status carries besides the buffer (master data versions)
+        self.status_extra = status_extra
         self.cfg = mqtt_cfg
         self.device = device
         self.sealer = sealer
@@ -312,7 +315,7 @@ class Uplink(threading.Thread):
             reconnect_on_failure=False,
         )
         client.max_inflight_messages_set(self.cfg.inflight)
-        client.will_set(self.topics.status, b'{"online":false}', qos=1, retain=True)
+        client.will_set(self.topics.status, OFFLINE_STATUS, qos=1, retain=True)
         if self.cfg.ca_file or self.cfg.cert_file:
             self._tls = client_context(self.cfg.ca_file, self.cfg.cert_file, self.cfg.key_file)
             client.tls_set_context(self._tls)
@@ -441,18 +444,17 @@ class Uplink(threading.Thread):
 
     def _status(self, reader: OutboxReader, *, online: bool) -> bytes:
         if not online:
-            return b'{"online":false}'
+            return OFFLINE_STATUS
         depth = reader.unsent_depth()
         now = time.time()
-        status = {
-            "online": True,
-            "device": self.device.id,
-            "site": self.device.site,
-            "ts": rfc3339(now),
-            "buffer_depth": depth.unsent,
-            "oldest_unsent_s": round(now - depth.oldest_created, 3) if depth.oldest_created else 0,
-        }
-        return json.dumps(status, separators=(",", ":")).encode()
+        status = status_body(
+            Origin(self.device.id, self.device.site),
+            now,
+            buffer_depth=depth.unsent,
+            oldest_unsent_s=round(now - depth.oldest_created, 3) if depth.oldest_created else 0,
+        )
+        status.update(self.status_extra())
+        return json.dumps(status, separators=(",", ":"), ensure_ascii=False).encode()
 
     def _flush_acks(self, *, force: bool = False) -> None:
         """Report acknowledged rows to the daemon: in batches, so it commits less often."""
@@ -560,7 +562,7 @@ class Uplink(threading.Thread):
         self, client: mqtt.Client, selector: selectors.BaseSelector, inflight: dict[int, int]
     ) -> None:
         """Clean shutdown: say offline (the will only fires on an unclean loss)."""
-        info = client.publish(self.topics.status, b'{"online":false}', qos=1, retain=True)
+        info = client.publish(self.topics.status, OFFLINE_STATUS, qos=1, retain=True)
         deadline = time.monotonic() + _GOODBYE_WAIT
         while info.mid not in self._acked_mids and time.monotonic() < deadline:
             if not self._network(client, selector, _TICK):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.ops.localapi import ApiClient, BadRequest, parse_control
+from agent.ops.localapi import ApiClient, ApiError, BadRequest, parse_control
 from agent.service.requests import SetMode
 from hardware_sim.broker import LocalBroker, free_port
 from hardware_sim.workload import DEMO_CASE_PREFIX, trace_code, unit_codes
@@ -156,8 +156,6 @@ def test_prometheus_endpoint_on_localhost(
         ("mode", {"source": "till\n\x1b[2J"}, "'source'"),
         ("ack", {"source": 7}, "'source'"),
         ("undo", {"source": "s" * 65}, "'source'"),
-        ("receipt", {}, "'doc'"),
-        ("receipt", {"doc": None}, "'doc'"),
     ],
 )
 def test_a_bad_field_is_refused_before_it_reaches_the_writer(
@@ -167,9 +165,12 @@ def test_a_bad_field_is_refused_before_it_reaches_the_writer(
         parse_control(cmd, fields)
 
 
-def test_control_requests_are_typed() -> None:
-    mode = parse_control("mode", {"op": "receive", "doc": "", "source": "dock"})
+def test_control_requests_are_typed_and_address_only_known_sources() -> None:
+    known = frozenset({"dock", "api", "*"})
+    mode = parse_control("mode", {"op": "receive", "doc": "", "source": "dock"}, known)
     assert mode == SetMode(source="dock", op="receive", doc="")
+    with pytest.raises(BadRequest, match="no scanner of this station"):
+        parse_control("ack", {"source": "nosuch"}, known)
     assert parse_control("mode", {}) == SetMode()  # keeps op and document, every scanner
     assert parse_control("submit", {"text": "x"}) is None  # not a control request
     assert parse_control("status", {}) is None
@@ -186,6 +187,46 @@ def test_hostile_requests_get_error_replies_and_the_agent_keeps_confirming(
         assert "'doc'" in pos.call("mode", op="sale", doc={"nested": ["object"]})["error"]
         assert "'source'" in pos.call("ack", source="x\n\x1b[31mERROR")["error"]
         assert pos.call("submit", text=["not", "text"])["ok"] is False
+        assert "'doc'" in pos.call("receipt")["error"]
+        assert "'doc'" in pos.call("receipt", doc="x\n2026 forged")["error"]
+        assert "no scanner" in pos.call("mode", op="sale", source="nosuch")["error"]
+        assert "no scanner" in pos.call("submit", text="x", source="nosuch")["error"]
+        assert pos.call("contexts")["contexts"].keys() <= {"*", "api"}  # no phantom context
         assert pos.call("submit", text=unit_codes(1, start=90)[0])["accepted"] is True
     assert agent.proc is not None
     assert agent.proc.poll() is None
+
+
+def test_a_flood_of_connections_is_capped_and_idle_ones_are_closed(
+    broker: LocalBroker, make_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    cfg = make_config(mqtt_port=broker.port, api={"max_clients": 4, "idle_timeout": 1.0})
+    agent = AgentProcess(cfg).start()
+    sock = tmp_path / "data" / "api.sock"
+    try:
+        assert agent.api_ready(), agent.stderr
+        idle = [ApiClient(sock) for _ in range(4)]
+        with ApiClient(sock) as extra:
+            assert extra.receive() == {"ok": False, "error": "too many API clients connected"}
+        # The idle connections are closed by the agent, and their places become free.
+        for client in idle:
+            with pytest.raises(ApiError):
+                client.receive()
+            client.close()
+        with ApiClient(sock) as pos:
+            assert pos.call("submit", text=unit_codes(1, start=95)[0])["accepted"] is True
+        assert agent.terminate() == 0
+    finally:
+        agent.stop()
+
+
+def test_one_connection_cannot_flood_the_writer(
+    running: tuple[AgentProcess, Path], tmp_path: Path
+) -> None:
+    with ApiClient(tmp_path / "data" / "api.sock") as pos:
+        pos.sock.sendall(b'{"cmd": "counters"}\n' * 400)
+        replies = [pos.receive() for _ in range(400)]
+    refused = [r for r in replies if r.get("error") == "too many requests: slow down"]
+    assert refused
+    assert len(refused) < 400
+    assert all(r["ok"] for r in replies if r not in refused)

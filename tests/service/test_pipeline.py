@@ -9,11 +9,12 @@ from typing import Any
 
 import pytest
 
+from agent.rules.masterdata import MasterDataError
+from agent.service.documents import ReceiptReader
 from agent.service.requests import (
     Acknowledge,
-    ApplyMasterData,
     ListContexts,
-    Receipt,
+    SetMode,
 )
 from hardware_sim.workload import DEMO_CASE_PREFIX, DEMO_MIDDLE_PREFIX, trace_code, unit_codes
 from tests.harness import InProcessAgent, agent_config, load_config
@@ -157,7 +158,7 @@ def test_case_and_middle_codes_are_refused_at_dispensing_and_sale(
 
 def _relations(st: Station, relations: dict[str, list[str]], version: int = 1) -> None:
     data = json.dumps({"version": version, "relations": relations})
-    assert st.request(ApplyMasterData(kind="relations", data=data))["ok"]
+    assert st.master("relations", data)["ok"]
 
 
 def test_case_without_relation_data_asks_for_units(station: Callable[..., Station]) -> None:
@@ -200,7 +201,7 @@ def test_manifest_mismatch_is_refused_and_reported_when_the_document_closes(
         "codes": [*units[:3], case],
         "relations": {case: units[3:5]},
     }
-    assert st.request(ApplyMasterData(kind="manifest", data=json.dumps(manifest)))["ok"]
+    assert st.master("manifest", manifest)["ok"]
     st.scan("TSC:DOC:DN-42")
     assert st.scan(units[0]).accepted
     assert st.scan(case).accepted  # expands through the manifest's own relations
@@ -221,11 +222,7 @@ def test_manifest_mismatch_is_refused_and_reported_when_the_document_closes(
 def test_manifest_warn_mode_accepts_and_flags(station: Callable[..., Station]) -> None:
     st = station(operation={"mode": "receive", "doc": "DN-7"}, policy={"manifest_mode": "warn"})
     units = unit_codes(2, start=700)
-    st.request(
-        ApplyMasterData(
-            kind="manifest", data=json.dumps({"version": 1, "doc": "DN-7", "codes": units[:1]})
-        )
-    )
+    st.master("manifest", {"version": 1, "doc": "DN-7", "codes": units[:1]})
     assert st.scan(units[1]).accepted
     assert st.records("event")[-1]["fields"]["manifest"] == "unexpected"
 
@@ -240,13 +237,13 @@ def test_blocklist_update_while_scanning_applies_at_once_and_survives_restart(
         "version": 5,
         "entries": [{"type": "code", "value": b, "reason": "recall R-2026-11"}],
     }
-    assert st.request(ApplyMasterData(kind="blocklist", data=json.dumps(blocklist)))["applied"]
+    assert st.master("blocklist", blocklist)["applied"]
     refused = st.scan(b)
     assert refused.reason == "blocked"
     assert "R-2026-11" in refused.message("en")
     st.request(Acknowledge(source="s1"))
     older = {"version": 4, "entries": []}
-    assert not st.request(ApplyMasterData(kind="blocklist", data=json.dumps(older)))["applied"]
+    assert not st.master("blocklist", older)["applied"]
     st2 = station()
     assert st2.scan(b).reason == "blocked"
     product = {
@@ -254,7 +251,7 @@ def test_blocklist_update_while_scanning_applies_at_once_and_survives_restart(
         "entries": [{"type": "product", "value": "8123456", "reason": "batch recall"}],
     }
     st2.request(Acknowledge(source="s1"))
-    st2.request(ApplyMasterData(kind="blocklist", data=json.dumps(product)))
+    st2.master("blocklist", product)
     assert st2.scan(c).reason == "blocked"
 
 
@@ -262,10 +259,8 @@ def test_bad_master_data_leaves_the_previous_set_in_force(station: Callable[...,
     st = station(operation={"mode": "receive"})
     case = trace_code(DEMO_CASE_PREFIX, 3)
     _relations(st, {case: unit_codes(2, start=900)})
-    bad = st.request(
-        ApplyMasterData(kind="relations", data='{"version": 9, "relations": {"x": "not a list"}}')
-    )
-    assert not bad["ok"]
+    with pytest.raises(MasterDataError, match="must be a list of code strings"):
+        st.master("relations", '{"version": 9, "relations": {"x": "not a list"}}')
     assert st.scan(case).accepted
 
 
@@ -286,12 +281,13 @@ def test_receipt_lists_the_sale_documents_codes(station: Callable[..., Station])
     st.scan("TSC:DOC:R-1")
     for c in codes:
         st.scan(c)
-    receipt = st.request(Receipt(doc="R-1"))
-    assert receipt["codes"] == codes
-    assert codes[0] in receipt["text"]
+    receipts = ReceiptReader(st.config.device.data_dir, st.agent.sealer)
+    assert receipts.codes("R-1") == codes
     st.scan("TSC:UNDO")  # the last sale is voided: it leaves the receipt, now and after restart
-    assert st.request(Receipt(doc="R-1"))["codes"] == codes[:1]
-    assert station().request(Receipt(doc="R-1"))["codes"] == codes[:1]
+    assert receipts.codes("R-1") == codes[:1]
+    station()
+    assert receipts.codes("R-1") == codes[:1]
+    assert receipts.codes("R-2") == []
 
 
 def test_context_survives_restart(station: Callable[..., Station]) -> None:
@@ -301,3 +297,18 @@ def test_context_survives_restart(station: Callable[..., Station]) -> None:
     st2 = station()
     ctx = st2.request(ListContexts())["contexts"]["dock"]
     assert (ctx["op"], ctx["doc"]) == ("receive", "PO-9")
+
+
+def test_a_station_switches_only_to_the_operations_it_allows(
+    station: Callable[..., Station],
+) -> None:
+    st = station(operation={"allowed": ["dispense", "sale", "customer_return"]})
+    st.scan("TSC:OP:stock_count")  # a sheet from the stock room, at the dispensing counter
+    assert "not allowed" in st.collect.notes[-1]
+    contexts = st.request(ListContexts())["contexts"]
+    assert contexts.get("s1", contexts["*"])["op"] == "dispense"
+    refused = st.request(SetMode(source="s1", op="stock_count"))
+    assert refused["ok"] is False
+    assert "[operation] allowed" in refused["error"]
+    st.scan("TSC:OP:sale")
+    assert st.request(ListContexts())["contexts"]["s1"]["op"] == "sale"
