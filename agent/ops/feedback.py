@@ -18,6 +18,7 @@ from typing import Final, Literal, TextIO
 
 from agent.config import FeedbackConfig
 from agent.rules.decision import Decision
+from agent.rules.limits import shown
 from agent.service.writer import Feedback
 from drivers import RawScan
 
@@ -40,20 +41,22 @@ class ConsoleFeedback:
         self._lock = threading.Lock()
 
     def decided(self, scan: RawScan, decision: Decision, seq: int | None) -> None:
-        """Print the verdict line."""
+        """Print the verdict line (every value from outside escaped: one line, no control codes)."""
+        source = shown(scan.source)
         if decision.accepted:
-            line = f"✔ [{scan.source}] seq={seq} {decision.kind}/{decision.level} {mask(decision.text)}"
+            what = f"{decision.kind}/{decision.level} {shown(mask(decision.text))}"
+            line = f"✔ [{source}] seq={seq} {what}"
         else:
-            line = f"✘ [{scan.source}] {decision.reason}: {decision.message(self.lang)}"
+            line = f"✘ [{source}] {decision.reason}: {shown(decision.message(self.lang))}"
         if decision.reason == "duplicate_scan":
-            line = f"· [{scan.source}] double read ignored"
+            line = f"· [{source}] double read ignored"
         with self._lock:
             print(line, file=self.stream, flush=True)
 
     def note(self, scan: RawScan, text: str) -> None:
         """Print a command acknowledgement."""
         with self._lock:
-            print(f"ℹ [{scan.source}] {text}", file=self.stream, flush=True)
+            print(f"ℹ [{shown(scan.source)}] {shown(text)}", file=self.stream, flush=True)
 
 
 # --- signals and outputs beyond the console (issue 8) ------------------------------------

@@ -16,6 +16,8 @@ import os
 import sys
 from typing import Final
 
+from agent.rules.limits import shown
+
 _PRIORITY: Final = {
     logging.DEBUG: 7,
     logging.INFO: 6,
@@ -35,11 +37,25 @@ class JournalFormatter(logging.Formatter):
             f"level={record.levelname.lower()}",
             f"logger={record.name}",
             f"thread={record.threadName}",
-            f"msg={json.dumps(record.getMessage(), ensure_ascii=False)}",
+            # JSON escapes C0 controls and quotes; `shown` also the C1 ones (\x9b is a CSI too)
+            f"msg={shown(json.dumps(record.getMessage(), ensure_ascii=False))}",
         ]
         if record.exc_info:
             parts.append(f"exc={json.dumps(self.formatException(record.exc_info))}")
         return f"<{prio}>" + " ".join(parts)
+
+
+class ConsoleFormatter(logging.Formatter):
+    """`time level logger: message` for a terminal, the message escaped to one line: a value
+    from outside (a topic, a master-data reason, a file name) cannot forge a log line."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
+        """The line with the message part escaped (a traceback still follows on its lines)."""
+        record.message = shown(record.message)
+        return super().formatMessage(record)
 
 
 def stderr_is_journal(environ: dict[str, str] | None = None) -> bool:
@@ -61,5 +77,5 @@ def setup(verbose: bool = False) -> None:
     if stderr_is_journal():
         handler.setFormatter(JournalFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(ConsoleFormatter())
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler])

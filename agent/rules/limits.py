@@ -83,3 +83,18 @@ def is_printable(text: str, max_len: int) -> bool:
     (True, False)
     """
     return len(text) <= max_len and text.isprintable()
+
+
+def shown(text: str) -> str:
+    """`text` safe to print on one line of a console or a log: every control, escape, line or
+    other non-printable character is written as its escape (`\\n`, `\\x1b`, `\\x1d`), so
+    no value from outside can start a forged line or drive the terminal.
+
+    >>> shown("ok\\n2026-11-26 ERROR forged\\x1b[2J")
+    'ok\\\\n2026-11-26 ERROR forged\\\\x1b[2J'
+    """
+    if text.isprintable():
+        return text
+    return "".join(
+        ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text
+    )

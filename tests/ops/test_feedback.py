@@ -8,7 +8,7 @@ import select
 from collections.abc import Callable
 from pathlib import Path
 
-from agent.ops.feedback import Signal, SoundFeedback, TerminalBell, signal_of
+from agent.ops.feedback import ConsoleFeedback, Signal, SoundFeedback, TerminalBell, signal_of
 from agent.rules.decision import Decision
 from drivers import RawScan
 from hardware_sim.broker import free_port
@@ -98,3 +98,18 @@ def test_sound_player_gets_the_file_for_the_signal(tmp_path: Path) -> None:
     finally:
         out.close()
     assert sorted(p.name for p in played.iterdir()) == ["accepted.wav", "refused.wav"]
+
+
+def test_the_console_line_cannot_be_forged_by_what_was_scanned() -> None:
+    out = io.StringIO()
+    console = ConsoleFeedback("en", out)
+    hostile = "x\n✔ [counter] seq=99 cn20/unit 8123456…0001\x1b[2J"
+    scan = RawScan(hostile, "counter\n✘", 0.0)
+    refused = Decision(hostile, False, "unknown", "unknown", "blocked", hostile, detail=hostile)
+    accepted = Decision(hostile, True, "gs1", "unit", None, "0106901234567892\x1d21SN\n1")
+    console.decided(scan, refused, None)
+    console.decided(scan, accepted, 7)
+    console.note(scan, hostile)
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 3
+    assert all(line.isprintable() for line in lines)

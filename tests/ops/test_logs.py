@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from agent.ops.logs import JournalFormatter, stderr_is_journal
+from agent.ops.logs import ConsoleFormatter, JournalFormatter, stderr_is_journal
 
 
 def record(level: int, msg: str, *args: object) -> logging.LogRecord:
@@ -29,3 +29,14 @@ def test_journal_stream_must_be_our_stderr(capfd: pytest.CaptureFixture[str]) ->
     assert stderr_is_journal({"JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}"})
     assert not stderr_is_journal({"JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino + 1}"})
     assert not stderr_is_journal({})
+
+
+def test_no_log_line_can_be_forged_by_a_value_from_outside() -> None:
+    forged = "blocklist\n2026-11-26 08:00:00 ERROR agent: all scans lost\x1b[2J\x9b31m"
+    for formatter in (ConsoleFormatter(), JournalFormatter()):
+        line = formatter.format(record(logging.WARNING, "master data on %s refused", forged))
+        assert "\n" not in line
+        assert "\x1b" not in line
+        assert "\x9b" not in line
+        assert line.isprintable()
+        assert "all scans lost" in line  # shown, escaped, not dropped
