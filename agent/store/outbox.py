@@ -23,7 +23,7 @@ from typing import Any, Final, Literal
 from agent.records.envelope import ZERO_HASH, ChainHead, signed_hash
 from agent.store import acks, recovery
 from agent.store.checkpoint import Checkpointer
-from agent.store.hwm import HighWaterMark
+from agent.store.hwm import BLOCK, HighWaterMark
 from agent.store.schema import migrate, prepare
 from agent.store.sealing import Sealer, TamperedRecord
 
@@ -228,17 +228,40 @@ class Store:
         return self._checkpointer.runs if self._checkpointer is not None else 0
 
     def _derive_head(self) -> ChainHead:
-        """The chain head from the newest event row, or the high-water mark for a new store."""
+        """The chain head from the newest event row, or above the high-water mark.
+
+        Numbering resumes above the mark — with a gap, an alert, and a chain restarting from
+        zero — whenever the numbers after the database's newest event may already have been
+        used for other content: a new or quarantined store, or an older copy of the database
+        (its newest event is below the last number committed, or far below the mark).
+        """
+        hwm = self.hwm
+        self.alerts += hwm.problems
         row = self.conn.execute(
             "SELECT rid, seq, body FROM outbox WHERE topic = 'event' ORDER BY rid DESC LIMIT 1"
         ).fetchone()
+        above = max(hwm.value, hwm.last or 0)
         if row is None:
-            if self.hwm.value:
+            if above:
                 self.alerts.append(
-                    f"new store after seq {self.hwm.value}: numbering resumes above the high-water mark"
+                    f"new store after seq {above}: numbering resumes above the high-water mark"
                 )
-            return ChainHead(self.hwm.value, ZERO_HASH)
+            return ChainHead(above, ZERO_HASH)
         rid, seq, body = row
+        behind_last = hwm.last is not None and hwm.last > seq
+        behind_mark = hwm.last is None and hwm.value > seq + 2 * BLOCK
+        if behind_last or behind_mark:
+            self.alerts.append(
+                f"the database ends at seq {seq} but seq {hwm.last or hwm.value} was already"
+                f" handed out (an older copy?): numbering resumes above {above}, the chain"
+                " restarts, and the ledger will see the gap"
+            )
+            return ChainHead(above, ZERO_HASH)
+        if not hwm.readable:
+            self.alerts.append(
+                f"{hwm.path} was unreadable: numbering continues after seq {seq}, checked"
+                " against the last committed number; the mark is written anew"
+            )
         try:
             return ChainHead(seq, signed_hash(self.sealer.open(rid, body)))
         except TamperedRecord as exc:
@@ -394,6 +417,7 @@ class Store:
         self.unsent_bytes += added - released
         if head is not None:
             self.head = head
+            self.hwm.committed(head.seq)
         if self._checkpointer is not None:
             self._checkpointer.wrote()
         return rids
@@ -443,6 +467,7 @@ class Store:
         closes, and a WAL left by a crash is replayed by the next open."""
         if self._checkpointer is not None:
             self._checkpointer.close()
+        self.hwm.close()
         self.conn.close()
 
 
