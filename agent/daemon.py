@@ -215,7 +215,7 @@ class Agent:
         """Run until SIGTERM/SIGINT; returns the process exit status."""
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
-        self.writer.raise_alerts(self.store.alerts + self.pipeline.masterdata.alerts)
+        self.writer.raise_alerts(self.store.alerts + self.pipeline.startup_alerts())
         self.uplink.start()
         for t in self.scanners:
             t.start()

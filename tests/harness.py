@@ -198,8 +198,11 @@ class InProcessAgent:
         return self.clock
 
     def scan(self, text: str, source: str = "s1", gap: float = 1.0) -> Decision:
-        """One scan, decided and committed; what the worker is told."""
-        self.process([RawScan(text, source, self.now(gap))])
+        """One scan, decided and committed; what the worker is told. With the test's clock,
+        the scan's monotonic time moves with it (double reads are told apart by it)."""
+        at = self.now(gap)
+        mono = at if self.clock is not None else time.monotonic()
+        self.process([RawScan(text, source, at, mono=mono)])
         return self.collect.last()
 
     def process(self, items: list[InboxItem]) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from dataclasses import replace
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -39,6 +40,7 @@ from agent.rules.operations import (
     is_operation,
 )
 from agent.service.batch import Accepted, Batch, Outcome
+from agent.service.clock import TrustedTime
 from agent.service.contexts import BLOB_NAME, Contexts, ScanContext
 from agent.service.control import apply
 from agent.service.documents import Documents
@@ -82,6 +84,7 @@ class Pipeline:
             mode if is_operation(mode) else DEFAULT_OPERATION, config.operation.doc
         )
         self.documents = Documents(store.events_since)
+        self.clock = TrustedTime(time.time(), time.monotonic(), store.newest_created())
         self.counters: dict[str, int] = {}
         self.masterdata.restore(store.named_like(BLOB_PREFIX))
         saved = store.named(BLOB_NAME)
@@ -110,9 +113,11 @@ class Pipeline:
             self._command(batch, scan, text)
             return
         ctx = self.contexts.get(scan.source)
-        today = dt.date.fromtimestamp(scan.received_at)  # the scan's local date, for expiry
+        # The scan's local date for expiry, at the trusted time: a clock stepped back does not
+        # make an expired pack valid.
+        today = dt.date.fromtimestamp(self.clock.trusted(scan.received_at))
         decision = assess(scan.text, op=ctx.op, catalog=self.masterdata.catalog, today=today)
-        if self.double_reads.repeat(scan.source, decision.text, scan.received_at):
+        if self.double_reads.repeat(scan.source, decision.text, scan.mono):
             self.count("duplicate_scan")
             batch.outcomes.append(
                 Outcome(scan, decision.refused("duplicate_scan"), note="duplicate_scan")
@@ -257,6 +262,16 @@ class Pipeline:
             self.double_reads.forget(out.scan.source, out.decision.text)
         self.contexts.forget_after(self.store.head.seq)
         self.documents.forget()
+
+    def startup_alerts(self) -> list[str]:
+        """What went wrong while the state was read back: sets set aside, a clock behind."""
+        alerts = list(self.masterdata.alerts)
+        if self.clock.at_start is not None:
+            alerts.append(
+                f"at start, the newest stored record is {-self.clock.at_start.seconds:.0f} s"
+                " ahead of the wall clock: " + self.clock.at_start.describe()
+            )
+        return alerts
 
     def count(self, key: str) -> None:
         """Add one to a live counter."""

@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 #: Items decided and committed together at most.
 BATCH_MAX: Final = 256
 _PRUNE_EVERY: Final = 600.0  # seconds between retention sweeps
+_STEADY_BEFORE_PRUNE: Final = 86400.0  # after a clock step, no retention sweep for this long
 _FAILURE_PAUSE: Final = 0.2  # a full disk must not become a busy loop
 
 
@@ -64,6 +65,10 @@ class CommitListener(Protocol):
         """New rows were committed."""
 
 
+def _readings() -> tuple[float, float]:
+    return time.time(), time.monotonic()
+
+
 class Writer:
     """Decides and commits inbox items on the calling thread (the daemon's main thread)."""
 
@@ -74,7 +79,11 @@ class Writer:
         self.listeners: list[CommitListener] = []
         self.inbox: queue.Queue[InboxItem] = queue.Queue()
         self._next_prune = 0.0
+        if pipeline.clock.at_start is not None:  # started behind the newest record: wait
+            self._next_prune = time.monotonic() + _STEADY_BEFORE_PRUNE
         self._pause: Callable[[float], object] = time.sleep
+        #: the wall and monotonic clocks, read together (a test may stand in for them)
+        self.readings: Callable[[], tuple[float, float]] = _readings
 
     # --- the control port: safe to call from any thread ------------------------------------
 
@@ -108,13 +117,20 @@ class Writer:
                 items.append(self.inbox.get_nowait())
         except queue.Empty:
             pass
+        wall, mono = self.readings()
+        step = self.pipeline.clock.observe(wall, mono)
+        if step is not None:
+            log.warning("clock: %s", step.describe())
+            self.raise_alerts([step.describe()])
+            # A step forward would make retention prune a day's (or a year's) audit trail
+            # early: prune again only once the clock has been steady for a day.
+            self._next_prune = max(self._next_prune, mono + _STEADY_BEFORE_PRUNE)
         if items:
             self.process(items)
-        now = time.monotonic()
-        if now >= self._next_prune:
-            self._next_prune = now + _PRUNE_EVERY
+        if mono >= self._next_prune:
+            self._next_prune = mono + _PRUNE_EVERY
             try:
-                pruned = self.store.prune()
+                pruned = self.store.prune(now=wall)
             except StoreError as exc:
                 log.warning("store: pruning failed (%s)", exc)
             else:

@@ -269,6 +269,11 @@ class Store:
             self.alerts.append(f"chain head unreadable ({exc}); the chain restarts after seq {seq}")
             return ChainHead(seq, ZERO_HASH)
 
+    def newest_created(self) -> float | None:
+        """When the newest stored record was stored (wall clock then), if there is one."""
+        row = self.conn.execute("SELECT MAX(created) FROM outbox").fetchone()
+        return float(row[0]) if row and row[0] is not None else None
+
     def mac(self, code: str) -> bytes:
         """Keyed hash of a code: the only form in which codes are looked up at rest."""
         return hmac.digest(self._index_key, code.encode("utf-8"), "sha256")[:16]
