@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -21,6 +22,22 @@ RecognitionReason = Literal[
     "bad_value",
     "unsupported_format",
 ]
+
+
+def pack_identity(kind: Kind, text: str, fields: Mapping[str, FieldValue]) -> str:
+    """What identifies the physical pack, whichever way its code was spelled.
+
+    A GS1 pack is its GTIN and serial: the same DataMatrix read as scanned, as HRI or as a
+    GS1 Digital Link URI (the QR on newer packs) carries its elements in other orders, but is
+    one pack for de-duplication and custody. Every other code is its normalised text.
+
+    >>> pack_identity("gs1", "0106901234567892\x1d21SN1", {"gtin": "06901234567892", "serial": "SN1"})
+    '010690123456789221SN1'
+    """
+    gtin, serial = fields.get("gtin"), fields.get("serial")
+    if kind == "gs1" and isinstance(gtin, str) and isinstance(serial, str):
+        return f"01{gtin}21{serial}"
+    return text
 
 
 @dataclass(frozen=True, slots=True)

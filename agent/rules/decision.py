@@ -18,6 +18,7 @@ from agent.codes import (
     PackLevel,
     recognise,
 )
+from agent.codes.model import pack_identity
 from agent.rules.catalog import Catalog
 from agent.rules.operations import DISPENSING, Operation
 from agent.rules.reasons import Reason, message
@@ -40,6 +41,11 @@ class Decision:
     symbology: str | None = None
     variant: str | None = None
     detail: str = ""  # what the worker needs beyond the reason (a recall notice, a bill id)
+
+    @property
+    def identity(self) -> str:
+        """The pack this decision is about, however its code was spelled (see `pack_identity`)."""
+        return pack_identity(self.kind, self.text, self.fields)
 
     def message(self, lang: str = "zh") -> str:
         """The worker-facing sentence for this decision."""

@@ -128,7 +128,7 @@ def _undo(p: Pipeline, batch: Batch, req: Undo) -> Reply:
     for acc in ctx.last:
         seq = batch.chain(void_body(p.origin, at, acc.op, acc.doc, acc.decision, void_of=acc.seq))
         if acc.op != OBSERVING:  # the code's count steps back; at zero it is forgotten
-            _, (last_op, count) = p.code_state(batch, acc.decision.text)
+            _, (last_op, count) = p.code_state(batch, acc.decision.identity)
             batch.marks.append(CodeMark(acc.mac, last_op or acc.op, seq, count - 1))
             batch.pending[acc.mac] = (last_op, count - 1) if count > 1 else (None, 0)
         if acc.doc:  # the voided code leaves the document's receipt and reconciliation

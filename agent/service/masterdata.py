@@ -27,6 +27,7 @@ from agent.records.downlink import Refused, open_envelope
 from agent.rules.aggregation import Relations
 from agent.rules.blocklist import BlockEntry, Blocklist
 from agent.rules.catalog import Catalog
+from agent.rules.decision import Decision
 from agent.rules.manifest import Manifest
 from agent.rules.masterdata import (
     DEFAULT_BOUNDS,
@@ -111,12 +112,14 @@ class MasterData:
         #: other threads (the uplink's status message) may read it
         self.published: dict[str, Any] = self.versions("central")
 
-    def blocked(self, code: str, fields: Mapping[str, object]) -> BlockEntry | None:
-        """The entry that blocks this code in either blocklist (central first), if any."""
+    def blocked(self, decision: Decision) -> BlockEntry | None:
+        """The entry that blocks this pack in either blocklist (central first), if any: by its
+        code as scanned, by its identity (a GS1 pack however spelled), or by its fields."""
         for blocklist in self._blocklists:
-            hit = blocklist.match(code, fields)
-            if hit is not None:
-                return hit
+            for code in dict.fromkeys((decision.text, decision.identity)):
+                hit = blocklist.match(code, decision.fields)
+                if hit is not None:
+                    return hit
         return None
 
     def manifest(self, doc: str | None) -> Manifest | None:

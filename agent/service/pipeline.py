@@ -117,7 +117,7 @@ class Pipeline:
         # make an expired pack valid.
         today = dt.date.fromtimestamp(self.clock.trusted(scan.received_at))
         decision = assess(scan.text, op=ctx.op, catalog=self.masterdata.catalog, today=today)
-        if self.double_reads.repeat(scan.source, decision.text, scan.mono):
+        if self.double_reads.repeat(scan.source, decision.identity, scan.mono):
             self.count("duplicate_scan")
             batch.outcomes.append(
                 Outcome(scan, decision.refused("duplicate_scan"), note="duplicate_scan")
@@ -153,7 +153,7 @@ class Pipeline:
     ) -> tuple[Refusal | None, list[Decision]]:
         """Blocklist, aggregation, custody and manifest: the refusal, or the units to record."""
         md = self.masterdata
-        block = md.blocked(decision.text, decision.fields)
+        block = md.blocked(decision)
         if block is not None:
             return Refusal("blocked", None, needs_ack=True, detail=block.reason), []
         units = [decision]
@@ -193,12 +193,13 @@ class Pipeline:
         return replace(child, accepted=True, reason=None, fields=fields, input=code)
 
     def _custody(self, batch: Batch, op: Operation, unit: Decision) -> Refusal | None:
-        _, (last_op, count) = self.code_state(batch, unit.text)
+        _, (last_op, count) = self.code_state(batch, unit.identity)
         entry = self.masterdata.catalog.entry_for(unit.kind, unit.fields)
         return custody(op, last_op, count, parts=entry.parts if entry else 1)
 
     def code_state(self, batch: Batch, code: str) -> tuple[bytes, tuple[Operation | None, int]]:
-        """The code's keyed hash and custody state as this batch sees it (one lookup each)."""
+        """The pack's keyed hash and custody state as this batch sees it (one lookup each);
+        `code` is the pack's identity (`Decision.identity`)."""
         mac = batch.macs.get(code)
         if mac is None:
             mac = batch.macs[code] = self.store.mac(code)
@@ -213,7 +214,7 @@ class Pipeline:
 
     def _accept(self, batch: Batch, scan: RawScan, ctx: ScanContext, unit: Decision) -> None:
         seq = batch.chain(scan_body(self.origin, scan.received_at, ctx.op, ctx.doc, unit))
-        mac, (last_op, count) = self.code_state(batch, unit.text)
+        mac, (last_op, count) = self.code_state(batch, unit.identity)
         if ctx.op != OBSERVING:  # a count observes; it changes no custody
             count = count + 1 if counts_as_repeat(last_op, ctx.op) else 1
             batch.marks.append(CodeMark(mac, ctx.op, seq, count))
@@ -259,7 +260,7 @@ class Pipeline:
         rebuilt from the store when next needed.
         """
         for out in batch.outcomes:
-            self.double_reads.forget(out.scan.source, out.decision.text)
+            self.double_reads.forget(out.scan.source, out.decision.identity)
         self.contexts.forget_after(self.store.head.seq)
         self.documents.forget()
 

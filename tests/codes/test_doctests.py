@@ -13,6 +13,7 @@ MODULES = [
     "agent.codes.gs1",
     "agent.codes.gs1_dictionary",
     "agent.codes.ma",
+    "agent.codes.model",
     "agent.codes.normalise",  # shadowed by the function of the same name in agent.codes
     "agent.rules.reasons",
 ]

@@ -13,10 +13,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from agent.records.downlink import Refused
 from agent.records.signing import sign_reject
 from agent.rules.catalog import Catalog, CatalogEntry
+from agent.rules.decision import Decision
 from agent.rules.masterdata import MasterKind, MasterSet, parse
 from agent.service.masterdata import MasterData, MasterGate, blob_name
 from agent.store import NamedBlob
 from tests.harness import InProcessAgent, agent_config, load_config
+
+
+def _unit(code: str) -> Decision:
+    return Decision(code, True, "unknown", "unknown", None, code)
 
 
 def _set(kind: MasterKind, obj: dict[str, Any]) -> MasterSet:
@@ -32,14 +37,14 @@ def test_a_local_file_does_not_shadow_a_central_recall() -> None:
     # A file's version is its modification time (~1.7e9): far above any central version.
     assert md.offer(_block("LOCAL", 1_764_000_000), "local").applied
     assert md.offer(_block("RECALL", 3), "central").applied
-    assert md.blocked("RECALL", {}) is not None
-    assert md.blocked("LOCAL", {}) is not None
+    assert md.blocked(_unit("RECALL")) is not None
+    assert md.blocked(_unit("LOCAL")) is not None
     assert md.versions("central")["blocklist"] == 3
     assert md.versions("local")["blocklist"] == 1_764_000_000
     # Within one source, only a newer version replaces the set in force.
     refused = md.offer(_block("OTHER", 2), "central")
     assert (refused.applied, refused.current) == (False, 3)
-    assert md.blocked("OTHER", {}) is None
+    assert md.blocked(_unit("OTHER")) is None
 
 
 def test_central_catalog_relations_and_manifests_win_over_local_ones() -> None:
@@ -85,9 +90,9 @@ def test_a_persisted_set_that_no_longer_passes_is_set_aside_with_an_alert() -> N
             ),
         ]
     )
-    assert md.blocked("OK", {}) is not None
+    assert md.blocked(_unit("OK")) is not None
     # A set stored before the sources were kept apart is local: it cannot shadow central ones.
-    assert md.blocked("LEGACY", {}) is not None
+    assert md.blocked(_unit("LEGACY")) is not None
     assert md.versions("local")["blocklist"] == 1_700_000_000
     assert len(md.alerts) == 3
     assert all("set aside" in a for a in md.alerts)
@@ -114,7 +119,7 @@ def test_a_bad_persisted_set_is_an_alert_at_start_not_a_crash(tmp_path: Path) ->
         alerts = again.agent.store.alerts
         assert any("'master/central/blocklist' is unreadable" in a for a in alerts)
         assert any("'context' is unreadable" in a for a in alerts)
-        assert again.agent.pipeline.masterdata.blocked("X", {}) is None  # not trusted
+        assert again.agent.pipeline.masterdata.blocked(_unit("X")) is None  # not trusted
         assert again.scan("81234560000000011234").accepted
     finally:
         again.close()

@@ -312,3 +312,19 @@ def test_a_station_switches_only_to_the_operations_it_allows(
     assert "[operation] allowed" in refused["error"]
     st.scan("TSC:OP:sale")
     assert st.request(ListContexts())["contexts"]["s1"]["op"] == "sale"
+
+
+def test_a_gs1_pack_is_one_pack_however_its_code_is_spelled(
+    station: Callable[..., Station],
+) -> None:
+    st = station(operation={"mode": "sale"})
+    matrix = "0106901234567892172812311" + "0LOT1\x1d21SN77"
+    link = "https://id.gs1.org/01/06901234567892/21/SN77?17=281231&10=LOT1"
+    hri = "(01)06901234567892(21)SN77(17)281231(10)LOT1"
+    assert st.scan(matrix).accepted
+    st.scan(link)  # the QR beside the DataMatrix on the same pack, sold again
+    assert (st.collect.last().reason, st.collect.last().variant) == ("already_recorded", "resale")
+    st.request(Acknowledge(source="s1"))
+    recall = {"version": 1, "entries": [{"type": "code", "value": "010690123456789221SN78"}]}
+    st.master("blocklist", recall)
+    assert st.scan(hri.replace("SN77", "SN78")).reason == "blocked"
