@@ -194,7 +194,9 @@ class MqttConfig:
     topic_prefix: str = setting(
         "tracescan/v1", Text(r"[^#+\x00]+"), "topics are {prefix}/{site}/{device}/…"
     )
-    client_id: str = setting("", Text(), "MQTT client id; empty = tracescan-{site}-{device}")
+    client_id: str = setting(
+        "", Text(), "MQTT client id; empty = {site}/{device}, the device certificate's CN"
+    )
     # 2 s is for fault tests; field links use 30 or more
     keepalive: int = setting(30, Int(2, 3600), "seconds; a dead link is noticed after ~1.5×")
     protocol: str = setting("5", Choice(("5", "3.1.1")), "MQTT protocol version")
