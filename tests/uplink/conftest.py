@@ -8,6 +8,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypedDict
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -72,6 +73,14 @@ def events_by_seq(messages: list[Received]) -> dict[int, bytes]:
 # --- PKI and the central broker --------------------------------------------------------------
 
 
+class DeviceTls(TypedDict):
+    """The [mqtt] TLS keys of a device."""
+
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
+
+
 class Pki:
     """A CA with a broker certificate, device certificates on demand and a backend client."""
 
@@ -89,6 +98,10 @@ class Pki:
     def device(self, device: str, site: str = SITE) -> pki.Issued:
         """A device certificate (CN = site/device)."""
         return pki.issue_device(self.dir, site, device)
+
+    def mqtt_tls(self, issued: pki.Issued) -> DeviceTls:
+        """The [mqtt] keys with which a device uses `issued` (and trusts this CA)."""
+        return {"ca_file": self.ca, "cert_file": issued.cert, "key_file": issued.key}
 
     def site(self, site: str = SITE) -> pki.Issued:
         """A site broker's certificates: its bridge's client certificate (CN = the site), and

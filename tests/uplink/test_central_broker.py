@@ -7,7 +7,6 @@ import json
 import threading
 import time
 from pathlib import Path
-from typing import TypedDict
 
 import paho.mqtt.client as mqtt
 from cryptography import x509
@@ -32,23 +31,12 @@ from tests.uplink.conftest import (
 )
 
 
-class DeviceTls(TypedDict):
-    """The [mqtt] TLS keys of a device."""
-
-    ca_file: Path
-    cert_file: Path
-    key_file: Path
-
-
-def _device_tls(test_pki: Pki, device: str) -> DeviceTls:
-    issued = test_pki.device(device)
-    return {"ca_file": test_pki.ca, "cert_file": issued.cert, "key_file": issued.key}
-
-
 def test_agent_delivers_over_mutual_tls_and_status_reports_the_backlog(
     tmp_path: Path, tls_broker: LocalBroker, test_pki: Pki, backend: TlsRecorder, driven: Driven
 ) -> None:
-    cfg = agent_config(tmp_path / "a", tls_broker.port, **_device_tls(test_pki, "dev-a"))
+    cfg = agent_config(
+        tmp_path / "a", tls_broker.port, **test_pki.mqtt_tls(test_pki.device("dev-a"))
+    )
     agent = driven(cfg)
     agent.feed(unit_codes(50))
     assert backend.wait_for(lambda r: len(events_by_seq(r.messages)) == 50)
@@ -64,7 +52,7 @@ def test_status_on_reconnect_carries_buffer_depth_and_oldest_unsent_age(
 ) -> None:
     # A wrong port first: scans pile up unsent; then the agent reaches the broker.
     home = tmp_path / "a"
-    tls = _device_tls(test_pki, "dev-a")
+    tls = test_pki.mqtt_tls(test_pki.device("dev-a"))
     offline = driven(agent_config(home, 1, **tls))
     offline.feed(unit_codes(30))
     offline.close()
@@ -394,15 +382,7 @@ def test_a_revoked_certificate_is_refused_once_the_broker_reloads(
     assert _refused_eventually(tls_broker.port, test_pki, stolen)
     assert connects(tls_broker.port, tls_context(test_pki.ca, kept.cert, kept.key))
     # The agent with the revoked certificate keeps trying and never gets in.
-    agent = driven(
-        agent_config(
-            tmp_path / "a",
-            tls_broker.port,
-            ca_file=test_pki.ca,
-            cert_file=stolen.cert,
-            key_file=stolen.key,
-        )
-    )
+    agent = driven(agent_config(tmp_path / "a", tls_broker.port, **test_pki.mqtt_tls(stolen)))
     assert not agent.uplink.connected.wait(2.0)
     assert agent.uplink.connect_attempts >= 2
 
@@ -430,7 +410,7 @@ def test_a_revoked_device_already_connected_stays_until_it_reconnects(
 def test_renewal_the_agent_uses_the_new_certificate_at_its_next_connection(
     tmp_path: Path, tls_broker: LocalBroker, test_pki: Pki, backend: TlsRecorder, driven: Driven
 ) -> None:
-    tls = _device_tls(test_pki, "dev-a")
+    tls = test_pki.mqtt_tls(test_pki.device("dev-a"))
     agent = driven(agent_config(tmp_path / "a", tls_broker.port, **tls))
     agent.feed(unit_codes(5))
     assert backend.wait_for(lambda r: len(events_by_seq(r.messages)) == 5)

@@ -65,16 +65,8 @@ def test_site_bridge_forwards_its_devices_to_the_central_broker(
     driven: Driven,
 ) -> None:
     # A LAN device uses its own certificate, exactly as it would with the central broker.
-    issued = test_pki.device("dev-a")
-    agent = driven(
-        agent_config(
-            tmp_path / "a",
-            site_broker.port,
-            ca_file=test_pki.ca,
-            cert_file=issued.cert,
-            key_file=issued.key,
-        )
-    )
+    tls = test_pki.mqtt_tls(test_pki.device("dev-a"))
+    agent = driven(agent_config(tmp_path / "a", site_broker.port, **tls))
     agent.feed(unit_codes(30))
     assert backend.wait_for(lambda r: len(events_by_seq(r.messages)) == 30)
     agent.close()
