@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -87,6 +88,11 @@ class LocalBroker:
             self.stop()
             raise
         return self
+
+    def reload(self) -> None:
+        """SIGHUP, as `systemctl reload mosquitto`: re-read the ACL, passwords and TLS files."""
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGHUP)
 
     def stop(self) -> None:
         """Stop mosquitto (SIGTERM, then SIGKILL)."""

@@ -32,6 +32,12 @@ from agent.config.schema import Problem, masked, setting, table, tables
 from agent.rules.operations import DEFAULT_OPERATION, OPERATIONS
 
 _NAME: Final = r"[A-Za-z0-9_-]{1,64}"  # device id, site and scanner names: parts of topics
+#: Device ids refused in any case: `{prefix}/{site}/{id}/…` would be a site-wide topic (the
+#: site's master data or commands) or be mistaken for a device's stream by a consumer parsing
+#: topics. `tracescan pki device` refuses them too, so no certificate carries them.
+RESERVED_DEVICE_IDS: Final = frozenset(
+    {"master", "cmd", "event", "reject", "alert", "report", "status"}
+)
 _KEY_NAME: Final = r"[A-Za-z][A-Za-z0-9_]{0,31}"  # an evdev key name without KEY_, e.g. kp_enter
 _ARGUMENT: Final = r"[^\x00]+"  # a program argument
 _BARCODE_FORMATS: Final = ("code128", "datamatrix", "qr", "ean13", "ean8", "databar")
@@ -106,7 +112,13 @@ class DeviceConfig:
     lang: str = setting("zh", Choice(("zh", "en")), "language of worker messages")
 
     def check(self) -> Iterator[Problem]:
-        """Keys never live beside the data they protect."""
+        """Keys never live beside the data they protect; an id never names a site-wide topic."""
+        if self.id.lower() in RESERVED_DEVICE_IDS:
+            yield Problem(
+                "id",
+                f"{quoted(self.id)} is reserved (it would name a site-wide topic);"
+                f" not one of {', '.join(sorted(RESERVED_DEVICE_IDS))}",
+            )
         data, keys = _real(self.data_dir), _real(self.key_dir)
         if keys == data or keys.is_relative_to(data):
             yield Problem(
@@ -210,7 +222,9 @@ class MqttConfig:
     topic_prefix: str = setting(
         "tracescan/v1", Text(r"[^#+\x00]+"), "topics are {prefix}/{site}/{device}/…"
     )
-    client_id: str = setting("", Text(), "MQTT client id; empty = tracescan-{site}-{device}")
+    client_id: str = setting(
+        "", Text(), "MQTT client id; empty = {site}/{device}, the device certificate's CN"
+    )
     # 2 s is for fault tests; field links use 30 or more
     keepalive: int = setting(30, Int(2, 3600), "seconds; a dead link is noticed after ~1.5×")
     protocol: str = setting("5", Choice(("5", "3.1.1")), "MQTT protocol version")

@@ -306,7 +306,9 @@ class Uplink(threading.Thread):
 
     def _new_client(self) -> mqtt.Client:
         v5 = self.cfg.protocol == "5"
-        client_id = self.cfg.client_id or f"tracescan-{self.device.site}-{self.device.id}"
+        # Neither part may contain "/", so no two devices share this default; it is also their
+        # certificate's CN, which the shipped brokers make the client id whatever we send.
+        client_id = self.cfg.client_id or f"{self.device.site}/{self.device.id}"
         client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=client_id,

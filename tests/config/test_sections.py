@@ -165,6 +165,25 @@ def test_key_dir_check_survives_a_symlink_loop(tmp_path: Path) -> None:
         )
 
 
+@pytest.mark.parametrize("device_id", ["master", "cmd", "status", "event", "Master", "REPORT"])
+def test_a_device_id_that_names_a_site_wide_topic_is_refused(
+    tmp_path: Path, device_id: str
+) -> None:
+    # {prefix}/{site}/master/... is the site's master data: a device named `master` would
+    # publish into it (issue 15). `tracescan pki device` refuses the same ids.
+    with pytest.raises(ConfigError) as err:
+        parse({"device": {**BASE["device"], "id": device_id}}, tmp_path)
+    assert len(err.value.problems) == 1
+    assert err.value.problems[0].startswith(f"device.id: {device_id!r} is reserved")
+
+
+def test_ids_that_merely_contain_a_reserved_word_are_fine(tmp_path: Path) -> None:
+    for device_id in ("master-01", "cmd2", "status_board"):
+        assert (
+            parse({"device": {**BASE["device"], "id": device_id}}, tmp_path).device.id == device_id
+        )
+
+
 # --- hostile files ---------------------------------------------------------------------------
 
 

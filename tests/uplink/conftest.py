@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import json
 import ssl
+import threading
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypedDict
 
+import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.client import ConnectFlags
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
 from agent.config import Config, load
 from agent.uplink import pki
@@ -64,6 +73,14 @@ def events_by_seq(messages: list[Received]) -> dict[int, bytes]:
 # --- PKI and the central broker --------------------------------------------------------------
 
 
+class DeviceTls(TypedDict):
+    """The [mqtt] TLS keys of a device."""
+
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
+
+
 class Pki:
     """A CA with a broker certificate, device certificates on demand and a backend client."""
 
@@ -81,6 +98,16 @@ class Pki:
     def device(self, device: str, site: str = SITE) -> pki.Issued:
         """A device certificate (CN = site/device)."""
         return pki.issue_device(self.dir, site, device)
+
+    def mqtt_tls(self, issued: pki.Issued) -> DeviceTls:
+        """The [mqtt] keys with which a device uses `issued` (and trusts this CA)."""
+        return {"ca_file": self.ca, "cert_file": issued.cert, "key_file": issued.key}
+
+    def site(self, site: str = SITE) -> pki.Issued:
+        """A site broker's certificates: its bridge's client certificate (CN = the site), and
+        its server certificate for the LAN listener, which it returns."""
+        pki.issue_client(self.dir, site)
+        return pki.issue_broker(self.dir, site=site)
 
 
 @pytest.fixture
@@ -133,6 +160,105 @@ class TlsRecorder(Recorder):
     def __init__(self, port: int, pki_: Pki, pattern: str = "tracescan/v1/#") -> None:
         ctx = tls_context(pki_.ca, pki_.backend.cert, pki_.backend.key)
         super().__init__("127.0.0.1", port, pattern, tls=ctx)
+
+
+def connects(port: int, tls: ssl.SSLContext | None) -> bool:
+    """Whether a client with this TLS context (None: plain MQTT) gets a successful CONNACK."""
+    answered = threading.Event()
+    accepted: list[bool] = []
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2, client_id=f"probe-{uuid.uuid4().hex[:8]}", protocol=mqtt.MQTTv5
+    )
+    if tls is not None:
+        client.tls_set_context(tls)
+
+    def on_connect(c: mqtt.Client, u: object, f: object, rc: ReasonCode, p: object) -> None:
+        accepted.append(not rc.is_failure)
+        answered.set()
+
+    client.on_connect = on_connect
+    client.on_disconnect = lambda c, u, f, rc, p: answered.set()
+    try:
+        client.connect("127.0.0.1", port, keepalive=30)
+    except (OSError, ssl.SSLError):
+        return False
+    client.loop_start()
+    try:
+        assert answered.wait(10)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return accepted == [True]
+
+
+class CertClient:
+    """A bare paho client holding one certificate: what a tampered device (or a stolen key) does.
+
+    Connects to `port` on loopback with `issued` (default: a new certificate for `device`).
+
+    `client_id` is what it asks for (the broker may replace it); `persistent` asks for a session
+    that outlives the connection. Disconnections are recorded with their reason code.
+    """
+
+    def __init__(
+        self,
+        port: int,
+        test_pki: Pki,
+        device: str,
+        issued: pki.Issued | None = None,
+        *,
+        client_id: str | None = None,
+        persistent: bool = False,
+        on_message: Callable[[mqtt.Client, object, mqtt.MQTTMessage], None] | None = None,
+    ) -> None:
+        issued = issued or test_pki.device(device)
+        self.acks: dict[int, ReasonCode] = {}
+        self.disconnects: list[ReasonCode] = []
+        self.session_present: bool | None = None
+        self._acked = threading.Condition()
+        connected = threading.Event()
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id or f"rogue-{uuid.uuid4().hex[:8]}",
+            protocol=mqtt.MQTTv5,
+        )
+        self.client.tls_set_context(tls_context(test_pki.ca, issued.cert, issued.key))
+
+        def on_connect(
+            c: mqtt.Client, u: object, flags: ConnectFlags, rc: ReasonCode, p: object
+        ) -> None:
+            self.session_present = flags.session_present
+            connected.set()
+
+        self.client.on_connect = on_connect
+        self.client.on_disconnect = lambda c, u, f, rc, p: self.disconnects.append(rc)
+        self.client.on_publish = self._on_publish
+        if on_message is not None:  # before CONNECT: a resumed session delivers at once
+            self.client.on_message = on_message
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props.SessionExpiryInterval = 3600 if persistent else 0
+        self.client.connect(
+            "127.0.0.1", port, keepalive=30, clean_start=not persistent, properties=props
+        )
+        self.client.loop_start()
+        assert connected.wait(10)
+
+    def _on_publish(self, c: mqtt.Client, u: object, mid: int, rc: ReasonCode, p: object) -> None:
+        with self._acked:
+            self.acks[mid] = rc
+            self._acked.notify_all()
+
+    def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> ReasonCode:
+        """QoS 1 publish; the PUBACK's reason code."""
+        mid = self.client.publish(topic, payload, qos=1, retain=retain).mid
+        with self._acked:
+            assert self._acked.wait_for(lambda: mid in self.acks, 10)
+            return self.acks[mid]
+
+    def close(self) -> None:
+        """Disconnect."""
+        self.client.disconnect()
+        self.client.loop_stop()
 
 
 @pytest.fixture

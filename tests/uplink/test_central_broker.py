@@ -2,49 +2,41 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import threading
-import uuid
+import time
 from pathlib import Path
-from typing import TypedDict
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.reasoncodes import ReasonCode
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
+from agent.cli import main
 from agent.uplink import pki
 from hardware_sim.broker import LocalBroker
 from hardware_sim.workload import unit_codes
 from tests.uplink.conftest import (
-    REPO,
-    SHIPPED_PKI_DIR,
     SITE,
+    CertClient,
     Driven,
     Pki,
     TlsRecorder,
     agent_config,
+    connects,
     events_by_seq,
     tls_context,
 )
 
 
-class DeviceTls(TypedDict):
-    """The [mqtt] TLS keys of a device."""
-
-    ca_file: Path
-    cert_file: Path
-    key_file: Path
-
-
-def _device_tls(test_pki: Pki, device: str) -> DeviceTls:
-    issued = test_pki.device(device)
-    return {"ca_file": test_pki.ca, "cert_file": issued.cert, "key_file": issued.key}
-
-
 def test_agent_delivers_over_mutual_tls_and_status_reports_the_backlog(
     tmp_path: Path, tls_broker: LocalBroker, test_pki: Pki, backend: TlsRecorder, driven: Driven
 ) -> None:
-    cfg = agent_config(tmp_path / "a", tls_broker.port, **_device_tls(test_pki, "dev-a"))
+    cfg = agent_config(
+        tmp_path / "a", tls_broker.port, **test_pki.mqtt_tls(test_pki.device("dev-a"))
+    )
     agent = driven(cfg)
     agent.feed(unit_codes(50))
     assert backend.wait_for(lambda r: len(events_by_seq(r.messages)) == 50)
@@ -60,7 +52,7 @@ def test_status_on_reconnect_carries_buffer_depth_and_oldest_unsent_age(
 ) -> None:
     # A wrong port first: scans pile up unsent; then the agent reaches the broker.
     home = tmp_path / "a"
-    tls = _device_tls(test_pki, "dev-a")
+    tls = test_pki.mqtt_tls(test_pki.device("dev-a"))
     offline = driven(agent_config(home, 1, **tls))
     offline.feed(unit_codes(30))
     offline.close()
@@ -121,50 +113,10 @@ def test_without_a_client_certificate_the_broker_refuses(
     assert agent.uplink.connect_attempts >= 2
 
 
-class _DeviceClient:
-    """A bare paho client holding one device's certificate: what a tampered device could do."""
-
-    def __init__(
-        self, port: int, test_pki: Pki, device: str, issued: pki.Issued | None = None
-    ) -> None:
-        issued = issued or test_pki.device(device)
-        self.acks: dict[int, ReasonCode] = {}
-        self._acked = threading.Condition()
-        connected = threading.Event()
-        self.client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=f"rogue-{uuid.uuid4().hex[:8]}",
-            protocol=mqtt.MQTTv5,
-        )
-        self.client.tls_set_context(tls_context(test_pki.ca, issued.cert, issued.key))
-        self.client.on_connect = lambda c, u, f, rc, p: connected.set()
-        self.client.on_publish = self._on_publish
-        self.client.connect("127.0.0.1", port, keepalive=30)
-        self.client.loop_start()
-        assert connected.wait(10)
-
-    def _on_publish(self, c: mqtt.Client, u: object, mid: int, rc: ReasonCode, p: object) -> None:
-        with self._acked:
-            self.acks[mid] = rc
-            self._acked.notify_all()
-
-    def publish(self, topic: str, payload: bytes) -> ReasonCode:
-        """QoS 1 publish; the PUBACK's reason code."""
-        mid = self.client.publish(topic, payload, qos=1).mid
-        with self._acked:
-            assert self._acked.wait_for(lambda: mid in self.acks, 10)
-            return self.acks[mid]
-
-    def close(self) -> None:
-        """Disconnect."""
-        self.client.disconnect()
-        self.client.loop_stop()
-
-
 def test_a_device_cannot_publish_under_another_devices_topic(
     tls_broker: LocalBroker, test_pki: Pki, backend: TlsRecorder
 ) -> None:
-    rogue = _DeviceClient(tls_broker.port, test_pki, "dev-a")
+    rogue = CertClient(tls_broker.port, test_pki, "dev-a")
     try:
         denied = rogue.publish(f"tracescan/v1/{SITE}/dev-b/event", b'{"seq":1,"forged":true}')
         other_site = rogue.publish("tracescan/v1/site-02/dev-a/event", b'{"seq":1,"forged":true}')
@@ -183,7 +135,7 @@ def test_a_device_cannot_publish_under_another_devices_topic(
 def test_a_device_receives_only_its_own_commands(
     tls_broker: LocalBroker, test_pki: Pki, backend: TlsRecorder
 ) -> None:
-    rogue = _DeviceClient(tls_broker.port, test_pki, "dev-a")
+    rogue = CertClient(tls_broker.port, test_pki, "dev-a")
     got: list[str] = []
     own_arrived = threading.Event()
     subscribed = threading.Event()
@@ -216,38 +168,10 @@ def test_a_device_receives_only_its_own_commands(
     assert got == [f"tracescan/v1/{SITE}/dev-a/cmd/op"]
 
 
-BRIDGE_CONF = REPO / "config" / "mosquitto" / "bridge-site.conf"
-
-
-def _bridge_extra(central_port: int, pki_dir: Path) -> str:
-    """The shipped site-bridge example, pointed at the test's central broker and PKI."""
-    keep = []
-    for line in BRIDGE_CONF.read_text().splitlines():
-        if line.split(" ", 1)[0] in {"listener", "persistence", "persistence_location"}:
-            continue
-        pointed = line.replace("central.example.net:8883", f"127.0.0.1:{central_port}")
-        keep.append(pointed.replace(SHIPPED_PKI_DIR, f"{pki_dir}/"))
-    return "\n".join(keep)
-
-
-def test_site_bridge_forwards_its_devices_to_the_central_broker(
-    tmp_path: Path, tls_broker: LocalBroker, test_pki: Pki, backend: TlsRecorder, driven: Driven
-) -> None:
-    pki.issue_client(test_pki.dir, SITE)  # the bridge's certificate: CN = the site
-    with LocalBroker(extra=_bridge_extra(tls_broker.port, test_pki.dir)) as site_broker:
-        # Devices on the LAN talk plain MQTT to the site broker; the bridge does the mTLS.
-        agent = driven(agent_config(tmp_path / "a", site_broker.port))
-        agent.feed(unit_codes(30))
-        assert backend.wait_for(lambda r: len(events_by_seq(r.messages)) == 30)
-        agent.close()
-    assert sorted(events_by_seq(backend.messages)) == list(range(1, 31))
-    assert {m.topic for m in backend.on("event")} == {f"tracescan/v1/{SITE}/dev-a/event"}
-
-
 def test_a_site_bridge_certificate_cannot_write_for_another_site(
     tls_broker: LocalBroker, test_pki: Pki, backend: TlsRecorder
 ) -> None:
-    bridge = _DeviceClient(tls_broker.port, test_pki, "", pki.issue_client(test_pki.dir, SITE))
+    bridge = CertClient(tls_broker.port, test_pki, "", pki.issue_client(test_pki.dir, SITE))
     try:
         other = bridge.publish("tracescan/v1/site-02/dev-x/event", b'{"seq":1}')
         own = bridge.publish(f"tracescan/v1/{SITE}/dev-x/event", b'{"seq":1}')
@@ -257,3 +181,251 @@ def test_a_site_bridge_certificate_cannot_write_for_another_site(
     assert not own.is_failure
     assert backend.wait_for(lambda r: len(r.on("event")) >= 1)
     assert [m.topic for m in backend.on("event")] == [f"tracescan/v1/{SITE}/dev-x/event"]
+
+
+# --- Trust boundaries (issue 15): identity, least privilege --------------------------------
+
+
+def test_no_certificate_can_take_over_the_backends_session(
+    tls_broker: LocalBroker, test_pki: Pki
+) -> None:
+    # The backend keeps a persistent session: what arrives while it is away waits for it.
+    holder = CertClient(
+        tls_broker.port, test_pki, "", test_pki.backend, client_id="backend", persistent=True
+    )
+    subscribed = threading.Event()
+    holder.client.on_subscribe = lambda c, u, mid, rcs, p: subscribed.set()
+    holder.client.subscribe("tracescan/v1/#", qos=1)
+    assert subscribed.wait(10)
+    holder.close()
+    device = CertClient(tls_broker.port, test_pki, "dev-a")
+    try:
+        assert not device.publish(f"tracescan/v1/{SITE}/dev-a/event", b'{"seq":1}').is_failure
+    finally:
+        device.close()
+    # Another device's certificate asks for the backend's client id with a clean start: on a
+    # broker that believes the client id, that discards the backend's session and its queue.
+    rogue = CertClient(tls_broker.port, test_pki, "dev-b", client_id="backend")
+    rogue.close()
+    got: list[str] = []
+    arrived = threading.Event()
+
+    def on_message(c: mqtt.Client, u: object, msg: mqtt.MQTTMessage) -> None:
+        got.append(msg.topic)
+        arrived.set()
+
+    holder = CertClient(
+        tls_broker.port,
+        test_pki,
+        "",
+        test_pki.backend,
+        client_id="backend",
+        persistent=True,
+        on_message=on_message,
+    )
+    try:
+        assert holder.session_present is True
+        assert arrived.wait(10)
+    finally:
+        holder.close()
+    assert got == [f"tracescan/v1/{SITE}/dev-a/event"]
+
+
+def test_another_sites_certificate_cannot_push_a_device_off_the_broker(
+    tls_broker: LocalBroker, test_pki: Pki
+) -> None:
+    device = CertClient(tls_broker.port, test_pki, "dev-a", client_id="station")
+    try:
+        # Same client id, another site's certificate: a broker that believes the client id
+        # disconnects the device ("session taken over") before it answers the intruder.
+        intruder = CertClient(
+            tls_broker.port,
+            test_pki,
+            "",
+            test_pki.device("dev-z", site="site-02"),
+            client_id="station",
+        )
+        intruder.close()
+        # Had the device been pushed off, this PUBACK could only come after a reconnect, and
+        # the disconnection would be recorded before it.
+        assert not device.publish(f"tracescan/v1/{SITE}/dev-a/event", b'{"seq":1}').is_failure
+        assert device.disconnects == []
+    finally:
+        device.close()
+
+
+def test_a_device_cannot_write_its_own_commands_or_master_data(
+    tls_broker: LocalBroker, test_pki: Pki, backend: TlsRecorder
+) -> None:
+    device = CertClient(tls_broker.port, test_pki, "dev-a")
+    own = f"tracescan/v1/{SITE}/dev-a"
+    forged = [
+        f"{own}/cmd/ack",
+        f"{own}/cmd/resend",
+        f"{own}/master/blocklist",
+        f"{own}/master/manifest/PO-1",
+        f"tracescan/v1/{SITE}/master/catalog",  # the site-wide master data
+        f"{own}/anything/else",
+    ]
+    try:
+        refused = {topic: device.publish(topic, b'{"version":99}', retain=True) for topic in forged}
+        streams = {
+            leaf: device.publish(f"{own}/{leaf}", b"{}")
+            for leaf in ("event", "reject", "alert", "report", "status")
+        }
+    finally:
+        device.close()
+    assert {t: rc.value for t, rc in refused.items()} == dict.fromkeys(forged, 0x87)
+    assert not any(rc.is_failure for rc in streams.values())
+    assert backend.wait_for(lambda r: len(r.on("status")) >= 1)
+    assert not [m.topic for m in backend.messages if "/cmd/" in m.topic or "/master/" in m.topic]
+
+
+def _certificate_for(test_pki: Pki, common_name: str) -> pki.Issued:
+    """A client certificate with any CN, signed by the test CA: what an older `tracescan pki`
+    (or openssl by hand) could issue before reserved names were refused."""
+    ca = pki.load_ca(test_pki.dir)
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
+        .issuer_name(ca.cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .sign(ca.key, hashes.SHA256())
+    )
+    base = test_pki.dir / "legacy" / common_name.replace("/", "_")
+    base.parent.mkdir(exist_ok=True)
+    files = pki.Issued(base.with_suffix(".crt"), base.with_suffix(".key"))
+    files.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    files.key.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return files
+
+
+def test_a_device_named_master_cannot_write_the_site_wide_master_data(
+    tls_broker: LocalBroker, test_pki: Pki, backend: TlsRecorder
+) -> None:
+    # `tracescan pki device --device master` is refused now (test_pki.py); a certificate made
+    # before that still only gets a device's streams, which are not master data kinds.
+    master = CertClient(tls_broker.port, test_pki, "", _certificate_for(test_pki, f"{SITE}/master"))
+    try:
+        refused = [
+            master.publish(f"tracescan/v1/{SITE}/master/{kind}", b'{"version":99}', retain=True)
+            for kind in ("catalog", "relations", "blocklist", "manifest/PO-1")
+        ]
+    finally:
+        master.close()
+    assert [rc.value for rc in refused] == [0x87] * 4
+
+
+def test_a_device_receives_its_sites_master_data_and_the_backend_can_send_it(
+    tls_broker: LocalBroker, test_pki: Pki, backend: TlsRecorder
+) -> None:
+    got: list[str] = []
+    arrived = threading.Event()
+
+    def on_message(c: mqtt.Client, u: object, msg: mqtt.MQTTMessage) -> None:
+        got.append(msg.topic)
+        arrived.set()
+
+    device = CertClient(tls_broker.port, test_pki, "dev-a", on_message=on_message)
+    subscribed = threading.Event()
+    device.client.on_subscribe = lambda c, u, mid, rcs, p: subscribed.set()
+    try:
+        device.client.subscribe([(f"tracescan/v1/{SITE}/master/#", 1)])
+        assert subscribed.wait(10)
+        sent = backend.client.publish(
+            f"tracescan/v1/{SITE}/master/catalog", b'{"version":2}', qos=1, retain=True
+        )
+        sent.wait_for_publish(10)
+        assert arrived.wait(10)
+    finally:
+        device.close()
+    assert got == [f"tracescan/v1/{SITE}/master/catalog"]
+
+
+# --- Revocation -------------------------------------------------------------------------------
+
+
+def _refused_eventually(port: int, test_pki: Pki, issued: pki.Issued) -> bool:
+    """Whether new connections with `issued` are refused within 10 s (the reload is async)."""
+    ctx = tls_context(test_pki.ca, issued.cert, issued.key)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if not connects(port, ctx):
+            return True
+    return False
+
+
+def test_a_revoked_certificate_is_refused_once_the_broker_reloads(
+    tmp_path: Path, tls_broker: LocalBroker, test_pki: Pki, driven: Driven
+) -> None:
+    stolen = test_pki.device("dev-a")
+    kept = test_pki.device("dev-b")
+    stolen_ctx = tls_context(test_pki.ca, stolen.cert, stolen.key)
+    assert (
+        main(["pki", "--dir", str(test_pki.dir), "revoke", "--site", SITE, "--device", "dev-a"])
+        == 0
+    )
+    # mosquitto reads crlfile when it starts and on SIGHUP only.
+    assert connects(tls_broker.port, stolen_ctx)
+    tls_broker.reload()
+    assert _refused_eventually(tls_broker.port, test_pki, stolen)
+    assert connects(tls_broker.port, tls_context(test_pki.ca, kept.cert, kept.key))
+    # The agent with the revoked certificate keeps trying and never gets in.
+    agent = driven(agent_config(tmp_path / "a", tls_broker.port, **test_pki.mqtt_tls(stolen)))
+    assert not agent.uplink.connected.wait(2.0)
+    assert agent.uplink.connect_attempts >= 2
+
+
+def test_a_revoked_device_already_connected_stays_until_it_reconnects(
+    tls_broker: LocalBroker, test_pki: Pki
+) -> None:
+    # What the README tells operators: the reload does not cut live connections; restart the
+    # broker to end them at once.
+    device = CertClient(tls_broker.port, test_pki, "dev-a")
+    # The reload is noticed with another revoked certificate: one with dev-a's CN that got in
+    # before it would take over dev-a's session (the client id is the CN).
+    probe = test_pki.device("dev-p")
+    try:
+        for name in ("dev-a", "dev-p"):
+            pki.revoke(test_pki.dir, pki.device_files(test_pki.dir, SITE, name))
+        tls_broker.reload()
+        assert _refused_eventually(tls_broker.port, test_pki, probe)
+        assert not device.publish(f"tracescan/v1/{SITE}/dev-a/event", b'{"seq":1}').is_failure
+        assert device.disconnects == []
+    finally:
+        device.close()
+
+
+def test_renewal_the_agent_uses_the_new_certificate_at_its_next_connection(
+    tmp_path: Path, tls_broker: LocalBroker, test_pki: Pki, backend: TlsRecorder, driven: Driven
+) -> None:
+    tls = test_pki.mqtt_tls(test_pki.device("dev-a"))
+    agent = driven(agent_config(tmp_path / "a", tls_broker.port, **tls))
+    agent.feed(unit_codes(5))
+    assert backend.wait_for(lambda r: len(events_by_seq(r.messages)) == 5)
+    old = pki.Issued(tmp_path / "old.crt", tmp_path / "old.key")
+    old.cert.write_bytes(tls["cert_file"].read_bytes())
+    old.key.write_bytes(tls["key_file"].read_bytes())
+    # The README's renewal: reissue in place, revoke what it superseded, reload the broker.
+    base = ["pki", "--dir", str(test_pki.dir)]
+    assert main([*base, "device", "--site", SITE, "--device", "dev-a", "--force"]) == 0
+    assert main([*base, "revoke", "--superseded", "--site", SITE, "--device", "dev-a"]) == 0
+    # A restart stands in for the device's next reconnect, and re-reads the CRL too: the old
+    # certificate would be refused now, so the agent only gets back in with the new files.
+    tls_broker.stop()
+    tls_broker.start()
+    agent.feed(unit_codes(5, start=6))
+    assert backend.wait_for(lambda r: len(events_by_seq(r.messages)) == 10)
+    assert agent.uplink.connect_attempts >= 2
+    assert not connects(tls_broker.port, tls_context(test_pki.ca, old.cert, old.key))

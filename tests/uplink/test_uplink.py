@@ -123,3 +123,23 @@ def test_an_unexpected_error_ends_one_cycle_not_the_uplink(
     assert "unexpected failure" in caplog.text
     assert uplink.connect_attempts >= 2
     assert not uplink.is_alive()
+
+
+def test_default_client_ids_of_two_devices_never_collide(
+    tmp_path: Path, broker: LocalBroker, plain_recorder: Recorder, driven: Driven
+) -> None:
+    # `a-b`/`c` and `a`/`b-c` are two devices; an id that joins site and device with a
+    # character both may contain makes them one client, and each connection pushes the other
+    # off the broker.
+    first = driven(agent_config(tmp_path / "1", broker.port, site="a-b", device="c"))
+    assert first.uplink.connected.wait(10)
+    second = driven(agent_config(tmp_path / "2", broker.port, site="a", device="b-c"))
+    assert second.uplink.connected.wait(10)
+    first.feed(unit_codes(5))
+    second.feed(unit_codes(5))
+    both = {"tracescan/v1/a-b/c/event", "tracescan/v1/a/b-c/event"}
+    assert plain_recorder.wait_for(
+        lambda r: all(len([m for m in r.on("event") if m.topic == t]) == 5 for t in both)
+    )
+    # Each delivered over its first connection: neither was ever pushed off.
+    assert (first.uplink.connect_attempts, second.uplink.connect_attempts) == (1, 1)
