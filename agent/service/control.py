@@ -16,7 +16,7 @@ from agent.records.bodies import alert_body, report_body, void_body
 from agent.rules.masterdata import MasterDataError, parse
 from agent.rules.operations import OBSERVING
 from agent.rules.receipt import receipt_text
-from agent.service.batch import Batch
+from agent.service.batch import Batch, Outcome
 from agent.service.requests import (
     Acknowledge,
     ApplyMasterData,
@@ -31,6 +31,7 @@ from agent.service.requests import (
     Undo,
 )
 from agent.store import CodeMark
+from drivers import RawScan
 
 if TYPE_CHECKING:
     from agent.service.pipeline import Pipeline
@@ -58,9 +59,7 @@ def _dispatch(p: Pipeline, batch: Batch, req: ControlRequest) -> Reply:
         case Undo():
             return _undo(p, batch, req)
         case Acknowledge():
-            ctx = p.contexts.get(req.source)
-            held, ctx.held = ctx.held, None
-            return {"ok": True, "released": held.reason if held else None, "message": "ack"}
+            return _acknowledge(p, batch, req)
         case ListContexts():
             return {"ok": True, "contexts": p.contexts.snapshot()}
         case ApplyMasterData():
@@ -85,6 +84,18 @@ def _set_mode(p: Pipeline, batch: Batch, req: SetMode) -> Reply:
     ctx = p.contexts.get(req.source)
     message = f"{ctx.op} {ctx.doc or ''}".strip()
     return {"ok": True, "source": req.source, **ctx.as_dict(), "message": message}
+
+
+def _acknowledge(p: Pipeline, batch: Batch, req: Acknowledge) -> Reply:
+    ctx = p.contexts.get(req.source)
+    held, ctx.held = ctx.held, None
+    reason = held.reason if held else None
+    message = f"released by ack ({reason})" if held else "ack: nothing to acknowledge"
+    if held is not None and req.scan is None:
+        # Released from the POS (API) or a shell (`tracescan ack`): the worker at that scanner
+        # must see that the line runs again, as after scanning TSC:ACK.
+        batch.outcomes.append(Outcome.noted(RawScan("", req.source, time.time()), message))
+    return {"ok": True, "released": reason, "message": message}
 
 
 def _end_document(p: Pipeline, batch: Batch, req: EndDocument) -> Reply:
