@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from agent.uplink import pki
 from hardware_sim.workload import unit_codes
 from tests.cli.conftest import one_line_message, restation, scanned, tracescan
 from tests.harness import AgentProcess
@@ -138,3 +139,24 @@ def test_an_agent_killed_with_sigkill_does_not_block_the_next_start(station: Pat
     finally:
         assert second.terminate() == 0
     assert any("tracescan stopped" in line for line in second.stderr)
+
+
+def test_a_client_key_open_to_others_is_refused_like_the_data_keys(station: Path) -> None:
+    issued = station.parent / "pki"
+    pki.create_ca(issued, "test CA")
+    device = pki.issue_device(issued, "s1", "d1")
+    device.key.chmod(0o644)  # as `cp` under a loose umask leaves it
+    restation(
+        station,
+        mqtt={
+            "ca_file": str(issued / "ca.crt"),
+            "cert_file": str(device.cert),
+            "key_file": str(device.key),
+        },
+    )
+    r = tracescan("run", "--config", str(station))
+    assert r.returncode == 78
+    one_line_message(r, "mqtt.key_file", "mode 0644", f"chmod 600 {device.key}")
+    device.key.chmod(0o600)
+    r = tracescan("status", "--config", str(station))
+    assert r.returncode == 3, r.stderr  # accepted now: the agent is simply not running
