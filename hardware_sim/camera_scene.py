@@ -182,7 +182,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         timeline_frames(
             [
                 Showing("81234567890123456789", "code128"),
-                Showing("(01)06912345678904(17)270101(10)AB12(21)SN123", "gs1-datamatrix"),
+                Showing("(01)06912345678902(17)301231(10)AB12(21)SN123", "gs1-datamatrix"),
                 Showing("MA.156.M0.100001.1234567.S12345", "qr", variant=VARIANTS[3]),
             ]
         ),
