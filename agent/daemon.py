@@ -36,9 +36,18 @@ from agent.service.masterfiles import read_catalog, read_master_file
 from agent.service.pipeline import Pipeline
 from agent.service.requests import ApplyMasterData, Quarantine, RaiseAlert
 from agent.service.writer import Feedback, Writer
-from agent.store import DB_FILE, Limits, NamedBlob, Sealer, Store, StoreError, keys
+from agent.store import (
+    DB_FILE,
+    InstanceLock,
+    Limits,
+    NamedBlob,
+    Sealer,
+    Store,
+    StoreError,
+    keys,
+)
 from agent.uplink.client import Uplink
-from drivers import ScannerThread, open_scanner
+from drivers import ScannerSnapshot, ScannerThread, open_scanner
 
 log = logging.getLogger(__name__)
 
@@ -59,9 +68,20 @@ class Agent:
         # Given by `tracescan run`, which sets it on a signal that arrives during start-up.
         self.stop = stop if stop is not None else threading.Event()
         data_dir = config.device.data_dir
+        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # One agent per store, before anything is created or opened in it (keys included).
+        self.instance = InstanceLock(data_dir).acquire()
+        try:
+            self._compose(config, feedback)
+        except BaseException:
+            self.instance.release()
+            raise
+
+    def _compose(self, config: Config, feedback: list[Feedback] | None) -> None:
+        """Build the parts (the data directory is ours: `self.instance` holds it)."""
+        data_dir = config.device.data_dir
         # Keys are created only for a new store: new keys beside old data would orphan it.
         self.keys = keys.load(config.device.key_dir, create=not (data_dir / DB_FILE).exists())
-        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.sealer = Sealer(self.keys.data)
         limits = Limits(config.store.max_bytes, config.store.retention_days * 86400.0)
         self.store = Store(
@@ -122,6 +142,7 @@ class Agent:
                 self.writer,
                 online=self.uplink.connected.is_set,
                 device=f"{config.device.site}/{config.device.id}",
+                scanners=self.scanner_states,
             )
             self.api = LocalApi(
                 self.writer,
@@ -155,6 +176,10 @@ class Agent:
                 blobs.append(offer.blob)
         if blobs:
             self.store.write([], None, named=blobs)
+
+    def scanner_states(self) -> list[ScannerSnapshot]:
+        """Each scanner's device state now (status, metrics, the local API; any thread)."""
+        return [t.state.snapshot() for t in self.scanners]
 
     def send_to_scanner(self, source: str, data: bytes) -> bool:
         """Write beeper/LED command bytes to the scanner named `source`, if it can take them."""
@@ -210,6 +235,7 @@ class Agent:
         """Release the store and the uplink of an agent that is not (or no longer) running."""
         self.uplink.discard()
         self.store.close()
+        self.instance.release()
 
     def run(self) -> int:
         """Run until SIGTERM/SIGINT; returns the process exit status."""
@@ -250,6 +276,8 @@ class Agent:
             self.uplink.finish(max(0.0, deadline - time.monotonic() - 0.3))
             self.writer.pump(block=False)  # PUBACKs that arrived during the goodbye
             self.store.close()
+            self.instance.release()
+            log.info("tracescan stopped")
         return 0
 
 

@@ -31,8 +31,8 @@ from hardware_sim.hid_scanner import VirtualHidScanner
 
 CODES: list[tuple[str, Kind]] = [
     ("81234567890123456789", "code128"),
-    ("(01)06912345678904(17)270101(10)AB12(21)SN123", "gs1-datamatrix"),
-    ("(01)06912345678904(10)AB12(21)SN7", "gs1-code128"),
+    ("(01)06912345678902(17)301231(10)AB12(21)SN123", "gs1-datamatrix"),
+    ("(01)06912345678902(10)AB12(21)SN7", "gs1-code128"),
     ("MA.156.M0.100001.1234567.S12345", "qr"),
 ]
 

@@ -23,6 +23,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final, Literal, Protocol, get_args
 
+# OpenCV writes its own `[ WARN:0@0.03] global cap_v4l.cpp:914 ...` lines to stderr on every
+# failed open (and more), which breaks the agent's logfmt under journald; our own log line says
+# what failed. The variable must be set before the import; setLogLevel covers a cv2 that was
+# imported earlier (tests, benchmarks). An operator's own OPENCV_LOG_LEVEL is kept.
+os.environ.setdefault("OPENCV_LOG_LEVEL", "SILENT")
+
 import cv2
 import numpy as np
 import numpy.typing as npt
@@ -30,6 +36,10 @@ import zxingcpp
 
 from drivers.reconnect import ReconnectPolicy, ScannerThread
 from drivers.scan import ScanSink
+
+_cv_logging = getattr(getattr(cv2, "utils", None), "logging", None)  # not in every build
+if os.environ["OPENCV_LOG_LEVEL"] == "SILENT" and _cv_logging is not None:
+    _cv_logging.setLogLevel(_cv_logging.LOG_LEVEL_SILENT)
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +84,9 @@ class FrameDecoder(Protocol):
     def decode(self, gray: Frame) -> list[Symbol]:
         """All symbols found in `gray` (empty list when none)."""
 
+    def close(self) -> None:
+        """Let go of the library's objects (the decoder is not used again)."""
+
 
 class ZxingDecoder:
     """zxing-cpp, restricted to `formats` for speed."""
@@ -83,6 +96,12 @@ class ZxingDecoder:
         if unknown:
             raise ValueError(f"unknown barcode formats {unknown}; use {', '.join(FORMATS)}")
         self.formats = zxingcpp.BarcodeFormats([_ZXING_FORMATS[f] for f in formats])
+
+    def close(self) -> None:
+        """Drop the zxing-cpp objects: nanobind prints "leaked instance" for every one still
+        alive when the interpreter exits. The decoder cannot decode after this."""
+        if hasattr(self, "formats"):
+            del self.formats
 
     def decode(self, gray: Frame) -> list[Symbol]:
         """All symbols found in `gray`, payload from the decoded bytes."""
@@ -144,6 +163,9 @@ class PyzbarDecoder:
             charset = "utf-8" if d.type == "QRCODE" else "latin-1"
             out.append(Symbol(bytes(d.data).decode(charset, errors="replace"), sid))
         return out
+
+    def close(self) -> None:
+        """Nothing to let go: zbar's objects live only during `decode`."""
 
 
 def make_decoder(
@@ -220,6 +242,10 @@ class FramePipeline:
         by_text = {s.scan_text: s for s in symbols}
         return [by_text[t] for t in self.holdoff.admit(by_text, now)]
 
+    def close(self) -> None:
+        """Release the decoder's library objects."""
+        self.decoder.close()
+
 
 def parse_source(port: str) -> int | str:
     """`"0"` → camera index 0; anything else is a file path or a stream URL."""
@@ -286,6 +312,9 @@ class CameraScanner(ScannerThread):
         if isinstance(source, int):
             return os.path.exists(f"/dev/video{source}")
         return os.path.exists(source)  # a stream URL that cannot be opened is not there
+
+    def _release(self) -> None:
+        self.pipeline.close()
 
     def _session(self) -> None:
         if self.finite:

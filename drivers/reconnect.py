@@ -161,7 +161,14 @@ class ScannerThread(threading.Thread):
                 self.stop.wait(max(wait_at_least, backoff.next_wait()))
         finally:
             self.state.closed()
+            try:
+                self._release()
+            except Exception:  # the thread ends either way
+                self.log.exception("scanner %s: releasing the driver failed", self.source)
             self.finished.set()
+
+    def _release(self) -> None:
+        """Let go of what the driver holds for the thread's life (called once, as it ends)."""
 
     def _session(self) -> None:
         """Open the device and read it until `stop` (returns) or a fault (raises)."""

@@ -165,6 +165,16 @@ def write_video(path: Path, frames: Sequence[Frame], fps: float = 25.0) -> Path:
     return path
 
 
+#: The `video` command's counter session: three packs a dispensing counter accepts (a unit
+#: trace code, a GS1 DataMatrix pack, an MA code), each held in view once. Every one must be
+#: valid (tests/test_demo.py): a refusal here reads as a camera fault to a newcomer.
+COUNTER_SESSION: Final = (
+    Showing("81234567890123456789", "code128"),
+    Showing("(01)06912345678902(17)301231(10)AB12(21)SN123", "gs1-datamatrix"),
+    Showing("MA.156.M0.100001.1234567.S12345", "qr", variant=VARIANTS[3]),
+)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """`python -m hardware_sim.camera_scene video OUT`: film a counter session.
 
@@ -177,16 +187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     v = sub.add_parser("video", help="a counter session: three packs shown in turn (MJPG AVI)")
     v.add_argument("out", type=Path)
     args = p.parse_args(argv)
-    write_video(
-        args.out,
-        timeline_frames(
-            [
-                Showing("81234567890123456789", "code128"),
-                Showing("(01)06912345678904(17)270101(10)AB12(21)SN123", "gs1-datamatrix"),
-                Showing("MA.156.M0.100001.1234567.S12345", "qr", variant=VARIANTS[3]),
-            ]
-        ),
-    )
+    write_video(args.out, timeline_frames(COUNTER_SESSION))
     print(args.out)
     return 0
 

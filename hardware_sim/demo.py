@@ -73,6 +73,11 @@ manifests = ["{manifest}"]
 DOC = "PO-1001"
 GAP = 0.6  # seconds between scans: readable, and beyond the double-read window per code
 
+#: One scan of a scene: the code, what the viewer is told it is, and what the agent must make
+#: of it: "accepted", the refusal's reason, or "command" (a command barcode applied).
+#: tests/test_demo.py plays every scene through the agent and holds it to `expect`.
+Step = tuple[str, str, str]
+
 
 def _show(msg: Received) -> None:
     obj = json.loads(msg.payload)
@@ -96,20 +101,28 @@ def _show(msg: Received) -> None:
         print(f"  broker ← status {msg.payload.decode()}", flush=True)
 
 
-def pharmacy() -> list[tuple[str, str]]:
+def pharmacy() -> list[Step]:
     """Scene 1: what the counter scans, with what a viewer should expect."""
     units = unit_codes(8)
     return [
-        (units[0], "a unit pack's trace code"),
-        (units[1], "another unit"),
-        ("6901234567892", "the commodity barcode (69…) instead of the trace code"),
-        (units[2], "a unit"),
-        (trace_code(DEMO_CASE_PREFIX, 1), "a case code (大码) at dispensing: the line stops"),
-        (units[3], "a unit while the line is stopped: refused until acknowledged"),
-        ("TSC:ACK", "the worker acknowledges (command barcode)"),
-        ("812345600000", "a partial read"),
-        (units[4], "a unit"),
-        (units[5], "a unit"),
+        (units[0], "a unit pack's trace code", "accepted"),
+        (units[1], "another unit", "accepted"),
+        (
+            "6901234567892",
+            "the commodity barcode (69…) instead of the trace code",
+            "commodity_barcode",
+        ),
+        (units[2], "a unit", "accepted"),
+        (
+            trace_code(DEMO_CASE_PREFIX, 1),
+            "a case code (大码) at dispensing: the line stops",
+            "level_not_allowed",
+        ),
+        (units[3], "a unit while the line is stopped: refused until acknowledged", "awaiting_ack"),
+        ("TSC:ACK", "the worker acknowledges (command barcode)", "command"),
+        ("812345600000", "a partial read", "unknown_format"),
+        (units[4], "a unit", "accepted"),
+        (units[5], "a unit", "accepted"),
     ]
 
 
@@ -120,16 +133,26 @@ def manifest() -> tuple[dict[str, Any], list[str], str]:
     return doc, listed[:3], unit_codes(1, start=900)[0]
 
 
-def receiving(arrived: list[str], stray: str) -> list[tuple[str, str]]:
+def receiving(arrived: list[str], stray: str) -> list[Step]:
     """Scene 2: the dock scans."""
     return [
-        ("TSC:OP:receive", "command barcode: operation = receiving"),
-        (f"TSC:DOC:{DOC}", f"command barcode: open purchase receipt {DOC}"),
-        *((c, "a pack listed on the supplier's manifest") for c in arrived),
-        (stray, "a pack the supplier did not list: refused (not_in_manifest)"),
-        ("TSC:END", "command barcode: close the receipt → reconciliation report"),
-        ("TSC:OP:dispense", "command barcode: back to dispensing"),
+        ("TSC:OP:receive", "command barcode: operation = receiving", "command"),
+        (f"TSC:DOC:{DOC}", f"command barcode: open purchase receipt {DOC}", "command"),
+        *((c, "a pack listed on the supplier's manifest", "accepted") for c in arrived),
+        (stray, "a pack the supplier did not list: refused (not_in_manifest)", "not_in_manifest"),
+        ("TSC:END", "command barcode: close the receipt → reconciliation report", "command"),
+        ("TSC:OP:dispense", "command barcode: back to dispensing", "command"),
     ]
+
+
+def outage() -> list[Step]:
+    """Scene 3: the counter keeps scanning while the broker is away."""
+    return [(c, "a unit during the outage", "accepted") for c in unit_codes(3, start=300)]
+
+
+def more_units(n: int) -> list[Step]:
+    """Round `n` of `TRACESCAN_DEMO_FOREVER`: more units."""
+    return [(c, "a unit", "accepted") for c in unit_codes(5, start=1000 * n)]
 
 
 class Demo:
@@ -147,9 +170,9 @@ class Demo:
         self.checks.append((what, ok))
         print(f"  {'✓' if ok else '✗'} {what}", flush=True)
 
-    def play(self, plan: list[tuple[str, str]]) -> None:
+    def play(self, plan: list[Step]) -> None:
         """Scan each code with a caption."""
-        for code, what in plan:
+        for code, what, _ in plan:
             print(f"\n  scanner → {what}: {code}", flush=True)
             self.scanner.scan(code)
             time.sleep(GAP)
@@ -253,7 +276,7 @@ def _run(demo: Demo, forever: bool, arrived: list[str], stray: str) -> int:
             "the agent notices the link is down",
             demo.wait_status(lambda s: s["online"] is False, timeout=10),
         )
-        demo.play([(c, "a unit during the outage") for c in unit_codes(3, start=300)])
+        demo.play(outage())
         waiting = demo.wait_status(lambda s: s["unsent"] >= 3, timeout=10)
         status = demo.status() if waiting else {}
         if status:
@@ -273,7 +296,7 @@ def _run(demo: Demo, forever: bool, arrived: list[str], stray: str) -> int:
         n = 0
         while forever:
             n += 1
-            demo.play([(c, "a unit") for c in unit_codes(5, start=1000 * n)])
+            demo.play(more_units(n))
     finally:
         agent.send_signal(signal.SIGTERM)
         try:

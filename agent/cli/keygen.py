@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from agent.cli.station import CONFIG_EXITS, add_command, add_config_option, load_config, load_keys
-from agent.store import keys
+from agent.store import instance, keys
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -18,7 +18,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "Keys live in key_dir: signing.key (Ed25519), index.key (HMAC), data-N.key\n"
             "(AES-256). A missing key is created only while no store holds data sealed with it.\n"
             "--rotate-data-key adds data-(N+1).key for new records; older records stay readable.\n"
-            "Prints the public key last."
+            "An agent that is running keeps sealing with the key it started with until it is\n"
+            "restarted; the command says whether one is running. Prints the public key last."
         ),
         exits=[(0, "keys ready"), *CONFIG_EXITS],
         examples=[
@@ -40,6 +41,20 @@ def keygen(args: argparse.Namespace) -> int:
     if args.rotate_data_key:
         kid = keys.rotate_data_key(config.device.key_dir)
         print(f"new data key {kid} in {config.device.key_dir}; older records stay readable")
+        # The agent reads its keys once, at start: say so, or the operator believes new
+        # records are sealed with the new key while the running agent still uses the old one.
+        running = instance.holder(config.device.data_dir)
+        if running is not None:
+            pid = f" (pid {running.pid})" if running.pid else ""
+            print(
+                f"the agent is running{pid} and keeps sealing new records with data key "
+                f"{max(ring.data)} until it is restarted: systemctl restart tracescan "
+                "(or stop and start `tracescan run`)"
+            )
+        else:
+            print(
+                f"the agent is not running: it seals new records with data key {kid} from its next start"
+            )
     else:
         print(f"keys ready in {config.device.key_dir} (data keys: {sorted(ring.data)})")
     print(ring.public_b64())

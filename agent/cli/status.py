@@ -44,9 +44,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         summary="uplink, buffer, scan/upload rates, upload-deadline alarm",
         description=(
             "Figures of the last [status] window_hours per operation: accepted, refused, scan\n"
-            "rate, uploaded, upload rate; unsent records and the oldest one's age; events past\n"
-            "the 7-working-day upload deadline (the alarm). From the running agent over the\n"
-            "local API; when it is stopped, read from the store (the link is then `unknown`)."
+            "rate, uploaded, upload rate, accepted per hour (the window's average); unsent\n"
+            "records and the oldest one's age; events past the 7-working-day upload deadline\n"
+            "(the alarm); each scanner's device (reading, not there, cannot open; last scan,\n"
+            "last error). From the running agent over the local API; when it is stopped, read\n"
+            "from the store (the link and the scanners are then `unknown`)."
         ),
         exits=[
             (0, "the agent is running and no alarm is on"),

@@ -40,14 +40,8 @@ import functools
 import re
 from typing import Final
 
-from biip import ParseError
-from biip.checksums import gs1_standard_check_digit
-from biip.gs1_digital_link_uris import GS1DigitalLinkURI
-from biip.gs1_element_strings import GS1ElementString
-from biip.symbology import GS1Symbology, SymbologyIdentifier
-
 from agent.codes.gs1_dictionary import AiSpec, Component, ai_at, lookup
-from agent.codes.gs1_linters import CSET_LINTERS, DATE_LINTERS, LINTERS, Lint
+from agent.codes.gs1_linters import CSET_LINTERS, DATE_LINTERS, LINTERS, Lint, csum
 from agent.codes.model import Code, CodeError, FieldValue, Kind, RecognitionReason
 from agent.codes.normalise import GS, Normalised
 
@@ -87,30 +81,28 @@ _REASONS: Final[dict[str, RecognitionReason]] = {
 #: An AI between brackets, with the blanks around it that are layout rather than data.
 _HRI_AI: Final = re.compile(r"\s*\(\s*(\d*)\s*\)\s*")
 _DIGITAL_LINK: Final = re.compile(r"https?://", re.IGNORECASE)
+#: The AIM identifiers that announce a GS1 message, as biip reads them (ISO/IEC 15424; biip does
+#: not know DotCode's `]J`, so neither do we).
+_GS1_MESSAGE_SYMBOLOGIES: Final = frozenset({"]C1", "]d2", "]e0", "]Q3"})
 
 
 def check_digit_ok(digits: str) -> bool:
-    """Mod-10 check digit of a GTIN-8/12/13/14 or SSCC (biip's implementation).
+    """Mod-10 check digit of a GTIN-8/12/13/14 or SSCC (the GS1 `csum` linter).
 
     >>> check_digit_ok("06901234567892"), check_digit_ok("06901234567893")
     (True, False)
     """
-    return (
-        len(digits) > 1
-        and digits.isascii()
-        and digits.isdigit()
-        and gs1_standard_check_digit(digits[:-1]) == int(digits[-1])
-    )
+    return len(digits) > 1 and digits.isascii() and csum(digits) is None
 
 
 @functools.lru_cache(maxsize=64)
 def is_gs1_symbology(symbology: str) -> bool:
-    """True when an AIM symbology identifier announces GS1 data (`]C1`, `]d2`, `]Q3`, `]e0`…)."""
-    try:
-        gs1 = SymbologyIdentifier.extract(symbology).gs1_symbology
-    except ParseError:
-        return False
-    return gs1 is not None and gs1 in GS1Symbology.with_gs1_messages()
+    """True when an AIM symbology identifier announces GS1 data (`]C1`, `]d2`, `]Q3`, `]e0`…).
+
+    biip's `GS1Symbology.with_gs1_messages()` as a set (tests/codes/test_gs1.py compares the
+    two over every identifier): asking biip would load it (~22 MB) for every `]C0` cn20 scan.
+    """
+    return symbology[:3] in _GS1_MESSAGE_SYMBOLOGIES
 
 
 def is_digital_link(text: str) -> bool:
@@ -294,6 +286,10 @@ def _split_hri(text: str) -> list[Element]:
 
 def _from_digital_link(text: str) -> list[Element]:
     """The element strings of a GS1 Digital Link URI (biip parses it), each validated."""
+    # biip (~22 MB of tables) is loaded by the first scan that needs it, never at start-up.
+    from biip import ParseError  # noqa: PLC0415
+    from biip.gs1_digital_link_uris import GS1DigitalLinkURI  # noqa: PLC0415
+
     try:
         uri = GS1DigitalLinkURI.parse(text)
     except ParseError as exc:
@@ -491,6 +487,9 @@ def _element_string(elements: list[Element]) -> str:
 
 def _expiry(value: str) -> str:
     """The `(17)` date as ISO `YYYY-MM-DD`, day 00 resolved (biip: century and month end)."""
+    from biip import ParseError  # noqa: PLC0415 - see _from_digital_link
+    from biip.gs1_element_strings import GS1ElementString  # noqa: PLC0415
+
     try:
         date = GS1ElementString.parse("17" + value).date
     except ParseError:

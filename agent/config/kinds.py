@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import stat
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from pathlib import Path
@@ -185,6 +186,24 @@ class File(AnyPath):
             raise Invalid(f"file {quoted(str(path))} cannot be checked ({exc.strerror})") from exc
         if not exists:
             raise Invalid(f"file {quoted(str(path))} does not exist")
+        return path
+
+
+class PrivateFile(File):
+    """A file holding a private key: refused when group or others have any access to it, as
+    the agent's own keys are (a key readable by every local user is no secret)."""
+
+    def read(self, raw: object, base: Path) -> Path:
+        path = super().read(raw, base)
+        try:
+            mode = stat.S_IMODE(path.stat().st_mode)
+        except OSError as exc:
+            raise Invalid(f"file {quoted(str(path))} cannot be checked ({exc.strerror})") from exc
+        if mode & 0o077:
+            raise Invalid(
+                f"file {quoted(str(path))} is open to group or others (mode {mode:04o}): a private "
+                f"key must be readable by the agent's user alone: chmod 600 {path}"
+            )
         return path
 
 

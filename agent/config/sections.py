@@ -24,6 +24,7 @@ from agent.config.kinds import (
     Kind,
     ListOf,
     Number,
+    PrivateFile,
     Secret,
     Text,
     quoted,
@@ -237,7 +238,11 @@ class MqttConfig:
     password: str = setting("", Secret(), "broker password; masked whenever printed")
     ca_file: Path | None = setting(None, File(), "CA certificates that verify the broker")
     cert_file: Path | None = setting(None, File(), "client certificate (mutual TLS)")
-    key_file: Path | None = setting(None, File(), "client private key (mutual TLS)")
+    key_file: Path | None = setting(
+        None,
+        PrivateFile(),
+        "client private key (mutual TLS); mode 0600 (refused if open to others)",
+    )
 
     def check(self) -> Iterator[Problem]:
         """A client certificate is useless without its key, and the other way round."""

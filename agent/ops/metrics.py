@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 from wsgiref.simple_server import WSGIServer
 
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
 log = logging.getLogger(__name__)
@@ -63,6 +63,49 @@ class StatusCollector(Collector):
         for reason, n in sorted(st["refused_by_reason"].items()):
             fam.add_metric([reason], float(n))
         yield fam
+        yield from _scanner_metrics(st.get("scanners") or [], st["now"])
+
+
+def _scanner_metrics(scanners: list[dict[str, Any]], now: float) -> Iterator[Metric]:
+    """Per scanner (label `source`): is its device there and read, when it last scanned."""
+    gauges = {
+        "open": GaugeMetricFamily(
+            "tracescan_scanner_open",
+            "1 while the scanner's device is open and read",
+            labels=["source"],
+        ),
+        "present": GaugeMetricFamily(
+            "tracescan_scanner_present",
+            "1 when the device was found at the last attempt",
+            labels=["source"],
+        ),
+        "absent": GaugeMetricFamily(
+            "tracescan_scanner_absent_seconds",
+            "how long the device has not been open (0 while it is)",
+            labels=["source"],
+        ),
+        "last_scan": GaugeMetricFamily(
+            "tracescan_scanner_last_scan_timestamp_seconds",
+            "when the scanner last delivered a scan (Unix time; absent before the first)",
+            labels=["source"],
+        ),
+    }
+    failures = CounterMetricFamily(
+        "tracescan_scanner_failures",
+        "open attempts and reading sessions that failed",
+        labels=["source"],
+    )
+    for s in scanners:
+        label = [s["source"]]
+        gauges["open"].add_metric(label, 1.0 if s["open"] else 0.0)
+        gauges["present"].add_metric(label, 1.0 if s["present"] else 0.0)
+        since = s["absent_since"]
+        gauges["absent"].add_metric(label, max(0.0, now - since) if since else 0.0)
+        if s["last_scan"] is not None:
+            gauges["last_scan"].add_metric(label, float(s["last_scan"]))
+        failures.add_metric(label, float(s["failures"]))
+    yield from gauges.values()
+    yield failures
 
 
 def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:

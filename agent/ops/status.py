@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ from agent.service.masterdata import BLOB_PREFIX, stored_versions
 from agent.service.requests import ControlPort, Counters, ListContexts
 from agent.store import Sealer
 from agent.store.facts import FactsReader, RecordFacts
+from drivers import ScannerSnapshot
 
 
 @dataclass(slots=True)
@@ -61,6 +62,8 @@ class Status:
     #: the central master data's version in force per kind (manifests per document)
     masterdata: dict[str, Any] = field(default_factory=dict)
     masterdata_local: dict[str, Any] = field(default_factory=dict)  # the local files' versions
+    #: Each scanner's state (`ScannerSnapshot.as_dict()`); None: only a running agent knows.
+    scanners: list[dict[str, Any]] | None = None
 
     @property
     def alarm(self) -> bool:
@@ -176,9 +179,14 @@ class StatusSource:
         return status
 
 
+def _no_scanners() -> Sequence[ScannerSnapshot]:
+    return ()
+
+
 class LiveStatus:
     """The running daemon's status: the store's figures plus what only the daemon knows
-    (the link, live counters, scanner contexts). Called by the local API and metrics."""
+    (the link, live counters, scanner contexts, each scanner's device). Called by the local
+    API and metrics; `scanners` is given by the daemon, which owns the scanner threads."""
 
     def __init__(
         self,
@@ -188,18 +196,21 @@ class LiveStatus:
         *,
         online: Callable[[], bool],
         device: str,
+        scanners: Callable[[], Sequence[ScannerSnapshot]] = _no_scanners,
     ) -> None:
         self.source = source
         self.cfg = cfg
         self.port = port
         self.online = online
         self.device = device
+        self.scanners = scanners
 
     def __call__(self) -> dict[str, Any]:
         """The figures as plain data (`status --json`)."""
         st = self.source.gather(self.cfg, time.time())
         st.online = self.online()
         st.counters = self.port.request(Counters()).get("counters", {})
+        st.scanners = [snap.as_dict() for snap in self.scanners()]
         out = st.as_dict()
         out["contexts"] = self.port.request(ListContexts()).get("contexts", {})
         out["device"] = self.device
@@ -232,6 +243,7 @@ def render(status: dict[str, Any], source: str) -> str:
     online = status.get("online")
     link = "unknown" if online is None else "online" if online else "offline"
     lines = [f"tracescan status ({source})", f"  uplink          : {link}"]
+    lines += _scanner_lines(status.get("scanners"), status["now"])
     age = status.get("oldest_unsent_age")
     oldest = f", oldest {_age(age)} old" if age is not None else ""
     lines.append(f"  buffer          : {status['unsent']} unsent{oldest}")
@@ -258,3 +270,26 @@ def render(status: dict[str, Any], source: str) -> str:
         text = ", ".join(f"{r} {n}" for r, n in sorted(reasons.items(), key=lambda x: -x[1]))
         lines.append(f"  refused by reason: {text}")
     return "\n".join(lines)
+
+
+def _scanner_lines(scanners: list[dict[str, Any]] | None, now: float) -> list[str]:
+    """One line per scanner: is its device being read, when did it last scan, what failed."""
+    if scanners is None:
+        return ["  scanners        : unknown (only the running agent knows)"]
+    if not scanners:
+        return ["  scanners        : none configured"]
+    lines = ["  scanners:"]
+    width = max(len(s["source"]) for s in scanners)
+    for s in scanners:
+        last = s["last_scan"]
+        if s["open"]:
+            state = "reading"
+            detail = f"last scan {_age(max(0.0, now - last))} ago" if last else "no scan yet"
+        else:
+            state = "NOT THERE" if not s["present"] else "CANNOT OPEN"
+            since = s["absent_since"]
+            detail = f"for {_age(max(0.0, now - since))}" if since else ""
+            if s["last_error"]:
+                detail += f" ({s['last_error']})"
+        lines.append(f"    {s['source']:<{width}}  {state:<11}  {s['device']}  {detail}".rstrip())
+    return lines

@@ -34,6 +34,15 @@ class Outcome:
     seq: int | None = None
     note: str | None = None  # a non-scan message (command applied, double read absorbed)
 
+    @classmethod
+    def noted(cls, scan: RawScan, note: str, text: str | None = None) -> Outcome:
+        """A note to the worker at `scan`'s scanner (a command applied), not a decision.
+
+        `text` is what was read (a command barcode's text), when it differs from `scan.text`.
+        """
+        read = scan.text if text is None else text
+        return cls(scan, Decision(read, True, "unknown", "unknown", None, read), note=note)
+
 
 @dataclass(frozen=True, slots=True)
 class Draft:

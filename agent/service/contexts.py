@@ -74,7 +74,13 @@ class Contexts:
 
     def targets(self, source: str) -> list[ScanContext]:
         """The contexts a request for `source` changes (every one for `ALL_SOURCES`)."""
-        return list(self._all.values()) if source == ALL_SOURCES else [self.get(source)]
+        return [ctx for _, ctx in self.named_targets(source)]
+
+    def named_targets(self, source: str) -> list[tuple[str, ScanContext]]:
+        """`targets` with their names."""
+        if source == ALL_SOURCES:
+            return list(self._all.items())
+        return [(source, self.get(source))]
 
     def held(self, scan: RawScan, decision: Decision) -> bool:
         """Whether `decision` is the refusal that stopped its scanner (writer thread only)."""

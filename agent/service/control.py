@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from agent.records.bodies import alert_body, report_body, void_body
 from agent.rules.masterdata import MasterDataError, kind_of
 from agent.rules.operations import OBSERVING
-from agent.service.batch import Batch
+from agent.service.batch import Batch, Outcome
 from agent.service.requests import (
     Acknowledge,
     ApplyMasterData,
@@ -30,6 +30,7 @@ from agent.service.requests import (
     Undo,
 )
 from agent.store import CodeMark
+from drivers import RawScan
 
 if TYPE_CHECKING:
     from agent.service.pipeline import Pipeline
@@ -57,9 +58,7 @@ def _dispatch(p: Pipeline, batch: Batch, req: ControlRequest) -> Reply:
         case Undo():
             return _undo(p, batch, req)
         case Acknowledge():
-            ctx = p.contexts.get(req.source)
-            held, ctx.held = ctx.held, None
-            return {"ok": True, "released": held.reason if held else None, "message": "ack"}
+            return _acknowledge(p, batch, req)
         case ListContexts():
             return {"ok": True, "contexts": p.contexts.snapshot()}
         case ApplyMasterData():
@@ -89,6 +88,24 @@ def _set_mode(p: Pipeline, batch: Batch, req: SetMode) -> Reply:
     ctx = p.contexts.get(req.source)
     message = f"{ctx.op} {ctx.doc or ''}".strip()
     return {"ok": True, "source": req.source, **ctx.as_dict(), "message": message}
+
+
+def _acknowledge(p: Pipeline, batch: Batch, req: Acknowledge) -> Reply:
+    """Release one stopped scanner, or (`*`) every stopped one."""
+    released: dict[str, str | None] = {}
+    for source, ctx in p.contexts.named_targets(req.source):
+        held, ctx.held = ctx.held, None
+        if held is None:
+            continue
+        released[source] = held.reason
+        if req.scan is None:
+            # Released from the POS (API) or a shell (`tracescan ack`): the worker at that
+            # scanner must see that the line runs again, as after scanning TSC:ACK.
+            note = f"released by ack ({held.reason})"
+            batch.outcomes.append(Outcome.noted(RawScan("", source, time.time()), note))
+    reason = next(iter(released.values()), None)
+    message = f"released by ack ({reason})" if released else "ack: nothing to acknowledge"
+    return {"ok": True, "released": reason, "released_by_source": released, "message": message}
 
 
 def _end_document(p: Pipeline, batch: Batch, req: EndDocument) -> Reply:

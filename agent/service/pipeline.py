@@ -292,9 +292,7 @@ class Pipeline:
             self.refuse(batch, scan, ctx, bad)
             return
         result = apply(self, batch, self._command_request(cmd, scan))
-        batch.outcomes.append(
-            Outcome(scan, _note_decision(cmd.text), note=str(result.get("message", "")))
-        )
+        batch.outcomes.append(Outcome.noted(scan, str(result.get("message", "")), cmd.text))
 
     @staticmethod
     def _command_request(cmd: commands.Command, scan: RawScan) -> ControlRequest:
@@ -307,11 +305,7 @@ class Pipeline:
             return EndDocument(source=source)
         if cmd.verb == "undo":
             return Undo(source=source, scan=scan)
-        return Acknowledge(source=source)
-
-
-def _note_decision(text: str) -> Decision:
-    return Decision(text, True, "unknown", "unknown", None, text)
+        return Acknowledge(source=source, scan=scan)
 
 
 __all__ = ["Pipeline", "Reply"]

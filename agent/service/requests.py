@@ -64,6 +64,7 @@ class Acknowledge(Request):
     """Release a scanner stopped by an alert."""
 
     source: str = ALL_SOURCES
+    scan: RawScan | None = None  # the command barcode's scan, when TSC:ACK was scanned
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

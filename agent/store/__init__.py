@@ -1,6 +1,7 @@
 """agent/store: the single owner of SQLite; encrypted outbox, code state, sequence and chain."""
 
-from agent.store import acks
+from agent.store import acks, instance
+from agent.store.instance import AlreadyRunning, InstanceLock
 from agent.store.outbox import (
     DB_FILE,
     BufferFull,
@@ -22,10 +23,12 @@ from agent.store.sealing import Sealer, TamperedRecord
 
 __all__ = [
     "DB_FILE",
+    "AlreadyRunning",
     "BufferFull",
     "CodeMark",
     "CodeState",
     "Depth",
+    "InstanceLock",
     "Limits",
     "NamedBlob",
     "NewRecord",
@@ -37,6 +40,7 @@ __all__ = [
     "TamperedRecord",
     "Topic",
     "acks",
+    "instance",
     "unsent_depth",
     "unsent_rows",
 ]

@@ -1,17 +1,18 @@
-"""The outbox schema and its migrations (sqlite-utils), keyed on `PRAGMA user_version`.
+"""The outbox schema and its migrations, keyed on `PRAGMA user_version`.
 
 Each migration runs in one transaction together with the version bump, so a crash mid-way
 leaves the previous version intact. Add migrations at the end; never edit a released one.
+The migrations were first written with sqlite-utils; they are plain SQL now, the very
+statements it generated (tests/store/test_outbox.py checks the resulting schema), because
+sqlite-utils and the numpy it pulls in cost ~14 MB of RSS for the process's whole life, and
+every new store (the first start of every device) ran them.
 """
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Final
-
-if TYPE_CHECKING:  # imported where a migration runs: with the numpy it pulls in, ~12 MB RSS
-    import sqlite_utils
+from typing import Final
 
 #: The page size new stores are created with. Every commit writes whole pages to the WAL and the
 #: checkpoint copies them again, so a single-scan commit costs (pages touched × page size) twice.
@@ -30,49 +31,48 @@ PAGE_SIZE: Final = 512
 WAL_AUTOCHECKPOINT: Final = 2048
 
 
-def _v1(db: sqlite_utils.Database) -> None:
-    db["outbox"].create(  # type: ignore[union-attr]
-        {"rid": int, "topic": str, "seq": int, "body": bytes, "created": float, "sent": float},
-        pk="rid",
-        not_null={"topic", "body", "created"},
+def _v1(conn: sqlite3.Connection) -> None:
+    conn.execute(
+        'CREATE TABLE "outbox" (\n   "rid" INTEGER PRIMARY KEY,\n   "topic" TEXT NOT NULL,\n'
+        '   "seq" INTEGER,\n   "body" BLOB NOT NULL,\n   "created" REAL NOT NULL,\n'
+        '   "sent" REAL\n)'
     )
     # The uplink's only query: unsent rows in rid order. A partial index stays as small as the backlog.
-    db.execute("CREATE INDEX outbox_unsent ON outbox (rid) WHERE sent IS NULL")
+    conn.execute("CREATE INDEX outbox_unsent ON outbox (rid) WHERE sent IS NULL")
     # Per-code state for de-duplication. `mac` is HMAC-SHA256(index key, code): never plaintext.
-    db.execute(
+    conn.execute(
         "CREATE TABLE codes (mac BLOB PRIMARY KEY, last_op TEXT NOT NULL, count INTEGER NOT NULL,"
         " last_seq INTEGER NOT NULL, updated REAL NOT NULL) WITHOUT ROWID"
     )
-    db["meta"].create({"key": str, "value": str}, pk="key")  # type: ignore[union-attr]
+    conn.execute('CREATE TABLE "meta" (\n   "key" TEXT PRIMARY KEY,\n   "value" TEXT\n)')
 
 
-def _v2(db: sqlite_utils.Database) -> None:
+def _v2(conn: sqlite3.Connection) -> None:
     # Named, sealed blobs: master data sets (versioned) and the scanners' context.
-    db["named"].create(  # type: ignore[union-attr]
-        {"name": str, "version": int, "body": bytes, "updated": float},
-        pk="name",
-        not_null={"version", "body", "updated"},
+    conn.execute(
+        'CREATE TABLE "named" (\n   "name" TEXT PRIMARY KEY,\n   "version" INTEGER NOT NULL,\n'
+        '   "body" BLOB NOT NULL,\n   "updated" REAL NOT NULL\n)'
     )
 
 
-def _v3(db: sqlite_utils.Database) -> None:
+def _v3(conn: sqlite3.Connection) -> None:
     # Rows are no longer updated when sent: acknowledgements are appended as runs of row ids
     # (agent/store/acks.py). Existing sent rows become runs of consecutive ids stamped with the
     # latest send time in the run, so retention keeps them at least as long as before.
-    db.execute(
+    conn.execute(
         "CREATE TABLE acked (n INTEGER PRIMARY KEY, lo INTEGER NOT NULL, hi INTEGER NOT NULL,"
         " at REAL NOT NULL)"
     )
-    db.execute(
+    conn.execute(
         "INSERT INTO acked (lo, hi, at) SELECT MIN(rid), MAX(rid), MAX(sent) FROM"
         " (SELECT rid, sent, rid - ROW_NUMBER() OVER (ORDER BY rid) AS island FROM outbox"
         "  WHERE sent IS NOT NULL) GROUP BY island ORDER BY MIN(rid)"
     )
-    db.execute("DROP INDEX outbox_unsent")
-    db.execute("ALTER TABLE outbox DROP COLUMN sent")
+    conn.execute("DROP INDEX outbox_unsent")
+    conn.execute("ALTER TABLE outbox DROP COLUMN sent")
 
 
-MIGRATIONS: Final[tuple[Callable[[sqlite_utils.Database], None], ...]] = (_v1, _v2, _v3)
+MIGRATIONS: Final[tuple[Callable[[sqlite3.Connection], None], ...]] = (_v1, _v2, _v3)
 
 
 def prepare(conn: sqlite3.Connection) -> None:
@@ -89,15 +89,10 @@ def prepare(conn: sqlite3.Connection) -> None:
 def migrate(conn: sqlite3.Connection) -> int:
     """Bring the database to the newest schema; returns the version it is at."""
     version: int = conn.execute("PRAGMA user_version").fetchone()[0]
-    if version >= len(MIGRATIONS):
-        return version
-    import sqlite_utils  # noqa: PLC0415 - only a store that needs a migration pays for it
-
-    db = sqlite_utils.Database(conn)
     for number, step in enumerate(MIGRATIONS[version:], start=version + 1):
         conn.execute("BEGIN IMMEDIATE")
         try:
-            step(db)
+            step(conn)
             conn.execute(f"PRAGMA user_version = {number}")
             conn.execute("COMMIT")
         except BaseException:

@@ -52,7 +52,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from agent.config import DeviceConfig, MqttConfig
 from agent.records.bodies import OFFLINE_STATUS, Origin, status_body
 from agent.store import OutboxReader, OutboxRow, Sealer
-from agent.uplink.tls import TrackedContext, client_context
+from agent.uplink.tls import TrackedContext, client_context, failure_cause
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +165,10 @@ class Uplink(threading.Thread):
         self.topics = Topics.for_device(mqtt_cfg.topic_prefix, device.site, device.id)
         self.connected = threading.Event()
         self.connect_attempts = 0
-        self._unreachable = False  # an outage's first failed attempt was logged
+        # An outage (no connection since `_outage_since`) is a WARNING once, its end an INFO.
+        self._outage_since: float | None = None
+        self._outage_told = False
+        self._loss: str | None = None  # why the current connection ended (first cause known)
         #: monotonic times of the latest connection losses (tests, diagnostics); bounded, as a
         #: flapping link may run for months
         self.losses: collections.deque[float] = collections.deque(maxlen=1000)
@@ -234,7 +237,20 @@ class Uplink(threading.Thread):
     def _on_disconnect(
         self, client: mqtt.Client, userdata: object, flags: object, rc: ReasonCode, props: Any
     ) -> None:
+        if getattr(flags, "is_disconnect_packet_from_server", False):
+            self._note_loss(f"the broker disconnected it: {rc}")
+        else:
+            self._note_loss("the broker closed the connection")
         self._lost = True
+
+    def _on_log(self, client: mqtt.Client, userdata: object, level: int, buf: str) -> None:
+        # paho's socket errors (a TLS alert, a reset) are only in its log: keep them as the cause.
+        if level == mqtt.MQTT_LOG_ERR:
+            self._note_loss(buf)
+
+    def _note_loss(self, reason: str) -> None:
+        if self._loss is None:
+            self._loss = reason
 
     def _on_publish(
         self, client: mqtt.Client, userdata: object, mid: int, rc: ReasonCode, props: Any
@@ -243,7 +259,7 @@ class Uplink(threading.Thread):
         # the message, so the row must stay unsent. Dropping the mid keeps it out of `acked`;
         # the connection is then restarted so the row is retried in order.
         if rc.is_failure:
-            log.warning("uplink: broker refused a publish: %s", rc)
+            self._note_loss(f"the broker refused a publish: {rc}")
             self._lost = True
             return
         self._acked_mids.append(mid)
@@ -295,6 +311,17 @@ class Uplink(threading.Thread):
         if self.stop.is_set():
             return 0
         self.losses.append(time.monotonic())
+        # A dropped connection starts an outage: said once, whatever the retries say after it.
+        self._outage_since, self._outage_told = time.monotonic(), True
+        # The client id is named: a second client with it makes the broker drop this one.
+        log.warning(
+            "uplink: connection to %s:%d lost (%s; client id %r); reconnecting, scans wait in "
+            "the buffer",
+            self.cfg.host,
+            self.cfg.port,
+            self._loss or "no reason given",
+            self._client_id,
+        )
         if progressed or time.monotonic() - began >= self.cfg.keepalive:
             attempt = 0
         # Back off before reconnecting even after a good session, so a broker that accepts
@@ -304,14 +331,17 @@ class Uplink(threading.Thread):
         )
         return attempt + 1
 
-    def _new_client(self) -> mqtt.Client:
-        v5 = self.cfg.protocol == "5"
+    @property
+    def _client_id(self) -> str:
         # Neither part may contain "/", so no two devices share this default; it is also their
         # certificate's CN, which the shipped brokers make the client id whatever we send.
-        client_id = self.cfg.client_id or f"{self.device.site}/{self.device.id}"
+        return self.cfg.client_id or f"{self.device.site}/{self.device.id}"
+
+    def _new_client(self) -> mqtt.Client:
+        v5 = self.cfg.protocol == "5"
         client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
-            client_id=client_id,
+            client_id=self._client_id,
             protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
             clean_session=None if v5 else True,
             reconnect_on_failure=False,
@@ -327,6 +357,9 @@ class Uplink(threading.Thread):
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
         client.on_message = self._on_message
+        # Until CONNACK only: paho formats a log line per packet for an `on_log`, and the
+        # refusals worth reading (a TLS alert after the handshake) come before CONNACK.
+        client.on_log = self._on_log
         # TCP connect and TLS handshake; a blackholed link must not hold an attempt longer.
         client.connect_timeout = min(5.0, float(self.cfg.keepalive))
         return client
@@ -342,20 +375,17 @@ class Uplink(threading.Thread):
             else:
                 client.connect(self.cfg.host, self.cfg.port, self.cfg.keepalive)
         except ssl.SSLError as exc:
-            log.warning("uplink: TLS with %s failed: %s", where, exc.reason or exc)
+            self._failed_attempt(f"TLS with {where} failed: {self._tls_cause(exc)}", certain=True)
             if self._tls is not None and self._tls.last is not None:
                 self._tls.last.close()  # paho drops a socket whose handshake failed unclosed
             self._close(client, selector, graceful=False)
             return None
         except OSError as exc:
-            # Once per outage at INFO; the retries of a long outage only at DEBUG.
-            log.log(
-                logging.DEBUG if self._unreachable else logging.INFO,
-                "uplink: cannot reach broker %s (%s); retrying with backoff",
-                where,
-                exc,
-            )
-            self._unreachable = True
+            handshake = self._tls is not None and self._tls.last is not None
+            if handshake and (cause := self._tls_cause(exc)) != str(exc):
+                self._failed_attempt(f"TLS with {where} failed: {cause}", certain=True)
+            else:
+                self._failed_attempt(f"cannot reach broker {where} ({exc})")
             self._close(client, selector, graceful=False)
             return None
         sock = client.socket()
@@ -370,17 +400,55 @@ class Uplink(threading.Thread):
             if left <= 0 or not self._network(client, selector, min(_TICK, left)):
                 break
         if self._connack_rc is not None and self._connack_rc.is_failure:
-            log.warning("uplink: broker %s refused the connection: %s", where, self._connack_rc)
+            self._failed_attempt(
+                f"broker {where} refused the connection: {self._connack_rc}", certain=True
+            )
             self._close(client, selector, graceful=False)
             return None
         if not self._connack or self._lost:
-            log.info("uplink: broker %s did not accept the connection", where)
+            why = self._loss or "no CONNACK"
+            if self._tls is not None and (cause := self._tls_cause(why)) != why:
+                self._failed_attempt(f"TLS with {where} failed: {cause}", certain=True)
+            else:
+                self._failed_attempt(f"broker {where} did not accept the connection ({why})")
             self._close(client, selector, graceful=False)
             return None
+        client.on_log = None
+        if self._outage_since is not None:
+            away = time.monotonic() - self._outage_since
+            log.info("uplink: connected to %s again after %.0f s", where, away)
+        else:
+            log.info("uplink: connected to %s", where)
+        self._outage_since, self._outage_told = None, False
         self.connected.set()
-        self._unreachable = False
-        log.info("uplink: connected to %s", where)
         return client
+
+    def _failed_attempt(self, what: str, *, certain: bool = False) -> None:
+        """A connection attempt failed: an outage is a WARNING once — from its second failed
+        attempt (a first may be a blip), or its first when retrying cannot help (`certain`:
+        TLS, refused) — and INFO or DEBUG otherwise."""
+        first = self._outage_since is None
+        if first:
+            self._outage_since = time.monotonic()
+        if self._outage_told:
+            log.debug("uplink: %s; retrying with backoff", what)
+        elif first and not certain:
+            log.info("uplink: %s; retrying with backoff", what)
+        else:
+            self._outage_told = True
+            log.warning(
+                "uplink: %s; retrying with backoff, scans wait in the buffer until it works", what
+            )
+
+    def _tls_cause(self, error: BaseException | str) -> str:
+        """The library's words about a TLS failure, with the likely cause named first."""
+        words = getattr(error, "reason", None) or str(error)
+        if detail := getattr(error, "verify_message", None):
+            words = f"{words}: {detail}"
+        cause = failure_cause(
+            error, host=self.cfg.host, port=self.cfg.port, client_cert=bool(self.cfg.cert_file)
+        )
+        return f"{cause} [{words}]" if cause else str(words)
 
     def _reset_connection_state(self) -> None:
         self._tls = None
@@ -389,6 +457,7 @@ class Uplink(threading.Thread):
         self._connack_rc = None
         self._receive_max = None
         self._acked_mids = []
+        self._loss = None
 
     def _network(self, client: mqtt.Client, selector: selectors.BaseSelector, wait: float) -> bool:
         """One round of socket I/O for paho; False once the connection is gone."""
@@ -418,10 +487,10 @@ class Uplink(threading.Thread):
         if client.loop_misc() != _OK:
             return False
         if time.monotonic() - self._last_inbound > dead_link_after(self.cfg.keepalive):
-            log.warning(
-                "uplink: nothing from the broker for %.1f s (keepalive %d s): link is dead",
-                time.monotonic() - self._last_inbound,
-                self.cfg.keepalive,
+            silent = time.monotonic() - self._last_inbound
+            self._note_loss(
+                f"nothing from the broker for {silent:.1f} s (keepalive {self.cfg.keepalive} s): "
+                "the link is dead"
             )
             self._lost = True
         return not self._lost
@@ -555,7 +624,7 @@ class Uplink(threading.Thread):
                 continue
             info = client.publish(self.topics.for_record(row.topic), row.payload, qos=1)
             if info.rc != _OK:
-                log.info("uplink: publish failed (%s); reconnecting", mqtt.error_string(info.rc))
+                self._note_loss(f"publish failed: {mqtt.error_string(info.rc)}")
                 return False
             inflight[info.mid] = row.rid
         return True

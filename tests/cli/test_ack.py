@@ -51,3 +51,41 @@ def test_an_agent_that_is_not_running(station: Path) -> None:
     r = tracescan("ack", "--config", str(station))
     assert r.returncode == 3
     one_line_message(r, "tracescan ack: no agent listening on", "is the agent running?")
+
+
+def test_a_release_from_the_shell_or_the_pos_is_shown_on_the_workers_console(
+    broker: LocalBroker, make_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    # Two POS terminals, named as API sources: only configured names may be scanned as.
+    cfg = make_config(mqtt_port=broker.port, api={"sources": ["counter", "dock"]})
+    agent = AgentProcess(cfg).start()
+    try:
+        assert agent.api_ready(), agent.stderr
+        with ApiClient(tmp_path / "data" / "api.sock") as pos:
+            case = pos.call("submit", text=trace_code(DEMO_CASE_PREFIX, 9), source="counter")
+            assert case["signal"] == "held"
+            r = tracescan("ack", "--config", str(cfg))
+            assert r.returncode == 0, r.stderr
+            assert agent.wait_for(
+                lambda a: "ℹ [counter] released by ack (level_not_allowed)" in a.lines
+            ), agent.lines
+
+            # From the POS over the API: the console line, and a note to subscribers.
+            with ApiClient(tmp_path / "data" / "api.sock") as feed:
+                assert feed.call("subscribe")["subscribed"]
+                case = pos.call("submit", text=trace_code(DEMO_CASE_PREFIX, 10), source="dock")
+                assert case["signal"] == "held"
+                assert pos.call("ack", source="dock")["released"] == "level_not_allowed"
+                assert feed.receive()["event"] == "decision"
+                note = feed.receive()
+            assert note["event"] == "note"
+            assert note["source"] == "dock"
+            assert note["text"] == "released by ack (level_not_allowed)"
+            assert agent.wait_for(
+                lambda a: "ℹ [dock] released by ack (level_not_allowed)" in a.lines
+            ), agent.lines
+            # Nothing held: nothing to tell the worker.
+            assert pos.call("ack", source="dock")["released"] is None
+    finally:
+        assert agent.terminate() == 0
+    assert sum("released by ack" in line for line in agent.lines) == 2

@@ -4,6 +4,7 @@ is a clean stop."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -13,7 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.conftest import one_line_message, restation, tracescan
+from agent.uplink import pki
+from hardware_sim.workload import unit_codes
+from tests.cli.conftest import one_line_message, restation, scanned, tracescan
+from tests.harness import AgentProcess
 
 
 def test_data_dir_that_is_a_file(station: Path) -> None:
@@ -96,3 +100,63 @@ def test_ctrl_c_during_start_up_is_a_clean_stop(station: Path, after: float) -> 
     assert "Traceback" not in err, err
     assert "KeyboardInterrupt" not in err
     assert proc.returncode == 0, err  # SIGINT asks `run` to stop, whenever it arrives
+
+
+# --- one agent per data directory (issue 16) ---------------------------------------------------
+
+
+def test_a_second_agent_on_the_same_data_dir_exits_78_naming_it_and_the_first(
+    station: Path,
+) -> None:
+    scanned(station, [unit_codes(1)[0]])
+    first = AgentProcess(station).start()
+    try:
+        assert first.api_ready(), first.stderr
+        assert first.proc is not None
+        r = tracescan("run", "--config", str(station))
+        assert r.returncode == 78, r.stderr
+        data_dir = str(station.parent / "data")
+        one_line_message(r, "already running", data_dir, f"pid {first.proc.pid}")
+        assert first.proc.poll() is None  # the first one goes on, its API still answers
+        status = tracescan("status", "--json", "--config", str(station))
+        assert status.returncode == 0, status.stderr
+        assert json.loads(status.stdout)["online"] is False
+        # readers do not need the lock
+        assert tracescan("export", "--config", str(station)).returncode == 0
+    finally:
+        assert first.terminate() == 0
+
+
+def test_an_agent_killed_with_sigkill_does_not_block_the_next_start(station: Path) -> None:
+    first = AgentProcess(station).start()
+    try:
+        assert first.api_ready(), first.stderr
+    finally:
+        first.kill9()
+    second = AgentProcess(station).start()
+    try:
+        assert second.api_ready(), second.stderr
+    finally:
+        assert second.terminate() == 0
+    assert any("tracescan stopped" in line for line in second.stderr)
+
+
+def test_a_client_key_open_to_others_is_refused_like_the_data_keys(station: Path) -> None:
+    issued = station.parent / "pki"
+    pki.create_ca(issued, "test CA")
+    device = pki.issue_device(issued, "s1", "d1")
+    device.key.chmod(0o644)  # as `cp` under a loose umask leaves it
+    restation(
+        station,
+        mqtt={
+            "ca_file": str(issued / "ca.crt"),
+            "cert_file": str(device.cert),
+            "key_file": str(device.key),
+        },
+    )
+    r = tracescan("run", "--config", str(station))
+    assert r.returncode == 78
+    one_line_message(r, "mqtt.key_file", "mode 0644", f"chmod 600 {device.key}")
+    device.key.chmod(0o600)
+    r = tracescan("status", "--config", str(station))
+    assert r.returncode == 3, r.stderr  # accepted now: the agent is simply not running

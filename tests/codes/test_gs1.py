@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import string
 
 import pytest
+from biip import ParseError
+from biip.checksums import gs1_standard_check_digit
+from biip.symbology import GS1Symbology, SymbologyIdentifier
 
 from agent.codes import GS, CodeError, recognise
 from agent.codes.gs1 import check_digit_ok, is_gs1_symbology
@@ -172,6 +176,31 @@ def test_check_digit_ok_examples_from_domain() -> None:
 )
 def test_gs1_symbology_ids(symbology: str, gs1: bool) -> None:
     assert is_gs1_symbology(symbology) is gs1
+
+
+def test_gs1_symbology_ids_are_biips_over_every_identifier() -> None:
+    """Our set (kept so a `]C0` cn20 scan does not load biip) says what biip says."""
+
+    def biip_says(symbology: str) -> bool:
+        try:
+            gs1 = SymbologyIdentifier.extract(symbology).gs1_symbology
+        except (ParseError, ValueError):  # biip raises ValueError for `]X` + a non-digit
+            return False
+        return gs1 is not None and gs1 in GS1Symbology.with_gs1_messages()
+
+    chars = string.ascii_letters + string.digits
+    for code in chars:
+        for modifier in chars:
+            symbology = f"]{code}{modifier}"
+            assert is_gs1_symbology(symbology) is biip_says(symbology), symbology
+
+
+def test_check_digit_is_biips() -> None:
+    for n in range(0, 10**7, 7919):
+        body = f"069{n:010d}"
+        good = f"{body}{gs1_standard_check_digit(body)}"
+        assert check_digit_ok(good)
+        assert not check_digit_ok(f"{body}{(int(good[-1]) + 1) % 10}")
 
 
 def test_serial_containing_17_that_is_no_date_is_accepted_without_gs() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from pathlib import Path
@@ -33,13 +34,14 @@ from hardware_sim.camera_scene import (
     timeline_frames,
     write_video,
 )
+from tests.harness import AgentProcess, config_file
 
 GS = "\x1d"
 CN20 = "81234567890123456789"
-GS1_HRI = "(01)06912345678904(17)270101(10)AB12(21)SN123"
-GS1_BYTES = "01069123456789041727010110AB12" + GS + "21SN123"
-GS1_128_HRI = "(01)06912345678904(10)AB12(21)SN7"
-GS1_128_BYTES = "010691234567890410AB12" + GS + "21SN7"
+GS1_HRI = "(01)06912345678902(17)301231(10)AB12(21)SN123"
+GS1_BYTES = "01069123456789021730123110AB12" + GS + "21SN123"
+GS1_128_HRI = "(01)06912345678902(10)AB12(21)SN7"
+GS1_128_BYTES = "010691234567890210AB12" + GS + "21SN7"
 MA = "MA.156.M0.100001.1234567.S12345"
 EAN = "6901234567892"
 
@@ -232,3 +234,30 @@ def test_payload_without_text_keeps_every_byte() -> None:
     raw = bytes([0xE1, 0xA1, 0x40])
     assert zxing_payload("", raw).encode("latin-1") == raw
     assert zxing_payload("¶Ж", b"\xb6\xb6") == "¶Ж"
+
+
+def test_a_camera_agents_stderr_holds_only_its_own_log_lines(
+    session_video: Path, tmp_path: Path
+) -> None:
+    """OpenCV's `[ WARN:0@…]` lines and nanobind's "leaked instance" report at exit broke the
+    agent's logfmt under journald (~40 lines per stop): a real agent with a video and a camera
+    index that is not there, started and stopped."""
+    cfg = config_file(
+        tmp_path,
+        scanner=[
+            {"type": "camera", "name": "cam", "port": str(session_video)},
+            {"type": "camera", "name": "gone", "port": "9"},  # /dev/video9 does not exist
+        ],
+    )
+    agent = AgentProcess(cfg).start()
+    try:
+        assert agent.wait_for(lambda a: len(a.confirmed()) >= 3, timeout=60), agent.stderr
+        assert agent.wait_for(lambda a: any("end of" in line for line in a.stderr))
+        time.sleep(1.0)  # the missing camera is tried again meanwhile
+        assert agent.terminate() == 0
+    finally:
+        agent.stop()
+    ours = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO|WARNING|ERROR) [\w.]+: ")
+    foreign = [line for line in agent.stderr if not ours.match(line)]
+    assert foreign == []
+    assert agent.stderr[-1].endswith("agent.daemon: tracescan stopped")

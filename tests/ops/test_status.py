@@ -3,21 +3,28 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import subprocess
+import sys
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from agent.config import StatusConfig
+from agent.ops.localapi import ApiClient
 from agent.ops.status import StatusSource, compute, gather, render, upload_deadline
 from agent.service.requests import Quarantine, SetMode, Undo
 from agent.service.writer import Acked
 from agent.store import OutboxReader, Sealer, keys
 from agent.store.facts import RecordFacts
 from drivers import RawScan
+from hardware_sim.broker import LocalBroker, free_port
+from hardware_sim.serial_scanner import VirtualSerialScanner
 from hardware_sim.workload import DEMO_CATALOG_CSV, unit_codes
-from tests.harness import InProcessAgent, agent_config, load_config
+from tests.harness import AgentProcess, InProcessAgent, agent_config, config_file, load_config
 
 UTC = dt.UTC
 
@@ -166,3 +173,86 @@ def test_a_kept_source_agrees_with_a_fresh_reading_as_the_store_changes(tmp_path
         assert dispense(reading(clock + 60))["accepted"] > 0  # a clock set back: read again
     finally:
         agent.close()
+
+
+# --- scanner state (issue 16): status, --json, the local API and the metrics ----------------
+
+
+def test_scanner_state_in_status_the_api_and_the_metrics(
+    broker: LocalBroker, scanner: VirtualSerialScanner, tmp_path: Path
+) -> None:
+    """A pty scanner that reads and one configured on a port that does not exist."""
+    port = free_port()
+    cfg = config_file(
+        tmp_path,
+        mqtt_port=broker.port,
+        scanner=[
+            {"type": "serial", "name": "counter", "port": scanner.port},
+            {"type": "serial", "name": "dock", "port": str(tmp_path / "ttyNoSuch")},
+        ],
+        api={"prometheus_port": port},
+    )
+    agent = AgentProcess(cfg).start()
+    try:
+        assert agent.api_ready(), agent.stderr
+        scanner.scan(unit_codes(1)[0])
+        assert agent.wait_for(lambda a: bool(a.confirmed())), agent.lines
+
+        done = subprocess.run(
+            [sys.executable, "-m", "agent", "status", "--json", "--config", str(cfg)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert done.returncode == 0, done.stderr
+        by_source = {s["source"]: s for s in json.loads(done.stdout)["scanners"]}
+        counter, dock = by_source["counter"], by_source["dock"]
+        assert (counter["present"], counter["open"], counter["opens"]) == (True, True, 1)
+        assert counter["last_scan"] is not None
+        assert counter["last_error"] is None
+        assert counter["device"] == scanner.port
+        assert (dock["present"], dock["open"], dock["opens"]) == (False, False, 0)
+        assert dock["failures"] >= 1
+        assert "ttyNoSuch" in dock["last_error"]
+        assert dock["absent_since"] is not None
+
+        # The local API's `status` is the same composition.
+        with ApiClient(tmp_path / "data" / "api.sock") as client:
+            reply = client.call("status")
+        assert [s["source"] for s in reply["scanners"]] == ["counter", "dock"]
+
+        human = subprocess.run(
+            [sys.executable, "-m", "agent", "status", "--config", str(cfg)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        ).stdout
+        lines = human.splitlines()
+        assert "  scanners:" in lines
+        assert any(
+            line.split()[:2] == ["counter", "reading"] and "s ago" in line for line in lines
+        ), human
+        assert any(
+            line.split()[:3] == ["dock", "NOT", "THERE"] and "ttyNoSuch" in line for line in lines
+        ), human
+
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
+            text = resp.read().decode()
+        assert 'tracescan_scanner_open{source="counter"} 1.0' in text
+        assert 'tracescan_scanner_open{source="dock"} 0.0' in text
+        assert 'tracescan_scanner_present{source="dock"} 0.0' in text
+        assert 'tracescan_scanner_last_scan_timestamp_seconds{source="counter"} 1.' in text
+        assert 'tracescan_scanner_last_scan_timestamp_seconds{source="dock"}' not in text
+        assert 'tracescan_scanner_failures_total{source="dock"}' in text
+        assert 'tracescan_scanner_absent_seconds{source="counter"} 0.0' in text
+        assert agent.terminate() == 0
+    finally:
+        agent.stop()
+    # With the agent stopped, nobody knows the scanners.
+    stored = subprocess.run(
+        [sys.executable, "-m", "agent", "status", "--json", "--config", str(cfg)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert json.loads(stored.stdout)["scanners"] is None

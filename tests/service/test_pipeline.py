@@ -328,3 +328,15 @@ def test_a_gs1_pack_is_one_pack_however_its_code_is_spelled(
     recall = {"version": 1, "entries": [{"type": "code", "value": "010690123456789221SN78"}]}
     st.master("blocklist", recall)
     assert st.scan(hri.replace("SN77", "SN78")).reason == "blocked"
+
+
+def test_an_ack_for_every_scanner_releases_every_stopped_one(
+    station: Callable[..., Station],
+) -> None:
+    st = station()
+    case = trace_code(DEMO_CASE_PREFIX, 20)
+    for source in ("s1", "s2"):
+        assert st.scan(case, source=source).reason == "level_not_allowed"
+    reply = st.request(Acknowledge())  # source "*": every scanner
+    assert reply["released_by_source"] == {"s1": "level_not_allowed", "s2": "level_not_allowed"}
+    assert st.request(Acknowledge())["message"] == "ack: nothing to acknowledge"

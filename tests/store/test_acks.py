@@ -6,7 +6,6 @@ import sqlite3
 import time
 from pathlib import Path
 
-import sqlite_utils
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent.store import Limits, OutboxReader, Sealer, Store, acks
@@ -91,9 +90,8 @@ def test_a_store_from_before_the_runs_is_migrated(
     conn = sqlite3.connect(tmp_path / "tracescan.db", isolation_level=None)
     conn.execute("PRAGMA page_size = 1024")
     conn.execute("PRAGMA journal_mode = WAL")
-    db = sqlite_utils.Database(conn)
     for step in MIGRATIONS[:2]:
-        step(db)
+        step(conn)
     conn.execute("PRAGMA user_version = 2")
     for rid, sent in [(1, 10.0), (2, 20.0), (3, None), (4, 40.0), (5, None)]:
         conn.execute(

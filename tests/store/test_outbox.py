@@ -7,6 +7,7 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from typing import Final
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -152,16 +153,53 @@ def test_rotated_data_key_keeps_old_rows_readable(tmp_path: Path) -> None:
         Sealer({2: k2}).open(1, Sealer({1: k1}).seal(1, b"old"))
 
 
-def test_an_up_to_date_store_opens_without_the_migration_library(
-    tmp_path: Path, sealer: Sealer
-) -> None:
-    Store(tmp_path, sealer).close()  # created and migrated here
+def test_a_store_is_created_and_opened_without_numpy(tmp_path: Path) -> None:
+    """sqlite-utils (and the numpy it pulls in) cost ~14 MB RSS for the process's life."""
     probe = (
         "import sys; from pathlib import Path; from agent.store import Sealer, Store; "
-        f"Store(Path({str(tmp_path)!r}), Sealer(bytes(32))).close(); "
+        f"Store(Path({str(tmp_path)!r}), Sealer(bytes(32))).close(); "  # a new store: migrated
+        f"Store(Path({str(tmp_path)!r}), Sealer(bytes(32))).close(); "  # and opened again
         "print(sorted(m for m in ('sqlite_utils', 'numpy') if m in sys.modules))"
     )
     out = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True
     ).stdout
-    assert out.strip() == "[]"  # sqlite-utils (and the numpy it pulls in) cost ~12 MB RSS
+    assert out.strip() == "[]"
+
+
+#: The schema of a new store as sqlite-utils 4.2 created it before the migrations became plain
+#: SQL: stores made before and after must not differ.
+SCHEMA: Final = [
+    (
+        "outbox",
+        'CREATE TABLE "outbox" (\n   "rid" INTEGER PRIMARY KEY,\n   "topic" TEXT NOT NULL,\n'
+        '   "seq" INTEGER,\n   "body" BLOB NOT NULL,\n   "created" REAL NOT NULL)',
+    ),
+    (
+        "codes",
+        "CREATE TABLE codes (mac BLOB PRIMARY KEY, last_op TEXT NOT NULL, count INTEGER NOT NULL,"
+        " last_seq INTEGER NOT NULL, updated REAL NOT NULL) WITHOUT ROWID",
+    ),
+    ("meta", 'CREATE TABLE "meta" (\n   "key" TEXT PRIMARY KEY,\n   "value" TEXT\n)'),
+    ("sqlite_autoindex_meta_1", None),
+    (
+        "named",
+        'CREATE TABLE "named" (\n   "name" TEXT PRIMARY KEY,\n   "version" INTEGER NOT NULL,\n'
+        '   "body" BLOB NOT NULL,\n   "updated" REAL NOT NULL\n)',
+    ),
+    ("sqlite_autoindex_named_1", None),
+    (
+        "acked",
+        "CREATE TABLE acked (n INTEGER PRIMARY KEY, lo INTEGER NOT NULL, hi INTEGER NOT NULL,"
+        " at REAL NOT NULL)",
+    ),
+]
+
+
+def test_a_new_store_has_the_schema_sqlite_utils_made(tmp_path: Path, sealer: Sealer) -> None:
+    store = Store(tmp_path, sealer)
+    try:
+        assert store.conn.execute("SELECT name, sql FROM sqlite_master").fetchall() == SCHEMA
+        assert store.conn.execute("PRAGMA user_version").fetchone()[0] == 3
+    finally:
+        store.close()

@@ -9,11 +9,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 
 from agent.records.verify import public_key_from_b64, verify_chain
 from agent.uplink.client import dead_link_after
-from hardware_sim.broker import LocalBroker
+from hardware_sim.broker import LocalBroker, free_port
 from hardware_sim.netfault import NetFault
 from hardware_sim.subscriber import Recorder
 from hardware_sim.workload import unit_codes
@@ -226,3 +228,83 @@ def test_password_is_never_logged(
     assert "refused the connection" in caplog.text
     assert secret not in caplog.text
     assert "wrong" not in caplog.text
+
+
+# --- what an outage looks like in the log (`journalctl -p warning` must see it, once) --------
+
+
+def _uplink_records(caplog: pytest.LogCaptureFixture, level: int) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "agent.uplink.client" and r.levelno == level
+    ]
+
+
+def test_a_broker_unreachable_at_start_is_one_warning_and_its_return_an_info(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, driven: Driven
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="agent.uplink.client")
+    port = free_port()
+    agent = driven(agent_config(tmp_path / "a", port, backoff_initial=0.02, backoff_max=0.1))
+    deadline = time.monotonic() + 10
+    while agent.uplink.connect_attempts < 8 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert agent.uplink.connect_attempts >= 8
+    infos = _uplink_records(caplog, logging.INFO)
+    assert len(infos) == 1  # the first attempt: could be a blip
+    assert "cannot reach broker" in infos[0]
+    warnings = _uplink_records(caplog, logging.WARNING)
+    assert len(warnings) == 1, warnings  # the second: an outage, said once
+    assert f"cannot reach broker 127.0.0.1:{port}" in warnings[0]
+    assert "scans wait in the buffer" in warnings[0]
+    with LocalBroker(port=port):
+        assert agent.uplink.connected.wait(10)
+        back = _uplink_records(caplog, logging.INFO)[-1]
+        assert back.startswith(f"uplink: connected to 127.0.0.1:{port} again after")
+        assert len(_uplink_records(caplog, logging.WARNING)) == 1
+
+
+def test_a_dropped_connection_is_one_warning_with_its_reason_and_the_reconnect_an_info(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, driven: Driven
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="agent.uplink.client")
+    with LocalBroker() as broker:
+        agent = driven(
+            agent_config(tmp_path / "a", broker.port, backoff_initial=0.02, backoff_max=0.1)
+        )
+        assert agent.uplink.connected.wait(10)
+        broker.stop()  # the broker goes away; the agent retries a while
+        deadline = time.monotonic() + 10
+        attempts = agent.uplink.connect_attempts
+        while agent.uplink.connect_attempts < attempts + 6 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        warnings = _uplink_records(caplog, logging.WARNING)
+        assert len(warnings) == 1, warnings
+        assert warnings[0].startswith(f"uplink: connection to 127.0.0.1:{broker.port} lost (")
+        broker.start()
+        assert agent.uplink.connected.wait(10)
+        assert "again after" in _uplink_records(caplog, logging.INFO)[-1]
+        assert len(_uplink_records(caplog, logging.WARNING)) == 1
+
+
+def test_a_connection_taken_over_by_a_client_with_our_id_names_the_id(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, driven: Driven
+) -> None:
+    caplog.set_level(logging.INFO, logger="agent.uplink.client")
+    with LocalBroker() as broker:
+        agent = driven(agent_config(tmp_path / "a", broker.port, client_id="shared-id"))
+        assert agent.uplink.connected.wait(10)
+        intruder = mqtt.Client(CallbackAPIVersion.VERSION2, "shared-id", protocol=mqtt.MQTTv5)
+        intruder.connect("127.0.0.1", broker.port)
+        intruder.loop_start()
+        try:
+            deadline = time.monotonic() + 10
+            while not _uplink_records(caplog, logging.WARNING) and time.monotonic() < deadline:
+                time.sleep(0.05)
+        finally:
+            intruder.loop_stop()
+            intruder.disconnect()
+        warning = _uplink_records(caplog, logging.WARNING)[0]
+        # mosquitto 2.0 closes the socket without saying why; the id lets the operator look.
+        assert "lost (the broker closed the connection; client id 'shared-id')" in warning
