@@ -46,3 +46,11 @@ def make_events(
         head = sealed.head
         records.append(NewRecord("event", sealed.payload, seq))
     return records, head
+
+
+def stored(data_dir: Path, sealer: Sealer, key: Ed25519PrivateKey, n: int) -> None:
+    """A store under `data_dir` that committed `n` events and was closed."""
+    store = Store(data_dir, sealer)
+    events, head = make_events(store, key, n)
+    store.write(events, head)
+    store.close()

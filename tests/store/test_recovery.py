@@ -14,16 +14,13 @@ from agent.store import DB_FILE, OutboxReader, Sealer, Store, keys
 from agent.store.hwm import BLOCK, HWM_FILE, LAST_FILE
 from drivers import RawScan
 from tests.harness import InProcessAgent, agent_config, load_config
-from tests.store.conftest import make_events
+from tests.store.conftest import make_events, stored
 
 
 def test_a_corrupted_database_is_quarantined_and_numbering_continues_above_the_mark(
     tmp_path: Path, sealer: Sealer, signing_key: Ed25519PrivateKey
 ) -> None:
-    store = Store(tmp_path, sealer)
-    events, head = make_events(store, signing_key, 5)
-    store.write(events, head)
-    store.close()
+    stored(tmp_path, sealer, signing_key, 5)
     (tmp_path / f"{DB_FILE}-wal").unlink(missing_ok=True)
     db = tmp_path / DB_FILE
     data = bytearray(db.read_bytes())
@@ -156,10 +153,7 @@ def test_the_last_committed_number_keeps_a_restart_gapless(
 def test_a_damaged_mark_neither_stops_the_start_nor_reuses_numbers(
     tmp_path: Path, sealer: Sealer, signing_key: Ed25519PrivateKey, damage: bytes
 ) -> None:
-    store = Store(tmp_path, sealer)
-    events, head = make_events(store, signing_key, 7)
-    store.write(events, head)
-    store.close()
+    stored(tmp_path, sealer, signing_key, 7)
     (tmp_path / HWM_FILE).write_bytes(damage)
     again = Store(tmp_path, sealer)
     try:
@@ -175,10 +169,7 @@ def test_a_damaged_mark_neither_stops_the_start_nor_reuses_numbers(
 def test_a_damaged_last_number_falls_back_on_the_mark(
     tmp_path: Path, sealer: Sealer, signing_key: Ed25519PrivateKey
 ) -> None:
-    store = Store(tmp_path, sealer)
-    events, head = make_events(store, signing_key, 3)
-    store.write(events, head)
-    store.close()
+    stored(tmp_path, sealer, signing_key, 3)
     (tmp_path / LAST_FILE).write_bytes(b"00000000000000000003 deadbeef\n")  # torn: bad checksum
     again = Store(tmp_path, sealer)
     assert again.head.seq == 3  # the mark is within a block: the database is current
