@@ -139,6 +139,19 @@ def _ensure(path: Path, *, create: bool) -> None:
         _write_secret(path, os.urandom(KEY_BYTES))
 
 
+def signing_key(key_dir: Path) -> Ed25519PrivateKey:
+    """One Ed25519 signing key in `key_dir`, kept like the device's (0700 dir, 0600 file),
+    created on first use; the central ledger keeps its key this way."""
+    try:
+        if not key_dir.exists():
+            key_dir.mkdir(mode=0o700, parents=True)
+        _check_private(key_dir, is_dir=True)
+        _ensure(key_dir / SIGNING_FILE, create=True)
+        return Ed25519PrivateKey.from_private_bytes(_read_secret(key_dir / SIGNING_FILE))
+    except OSError as exc:
+        raise KeyStoreError(f"{key_dir}: {exc.strerror or exc}") from exc
+
+
 def rotate_data_key(key_dir: Path) -> int:
     """Add a new data key; new records use it, older records keep opening with theirs."""
     ring = load(key_dir, create=False)
