@@ -387,4 +387,3 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 20.0) -> bool:
 def today() -> str:
     """Today's date in UTC, as the report's days are."""
     return dt.datetime.now(dt.UTC).date().isoformat()
-
