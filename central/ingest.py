@@ -271,10 +271,12 @@ class Consumer:
                 next_sweep = time.monotonic() + SWEEP_EVERY
 
     def _leave(self, client: mqtt.Client) -> None:
-        """SIGTERM: stop new deliveries, store what already arrived, disconnect (the session and
-        anything still queued for it stay with the broker for the next consumer in this slot)."""
-        if self.connected.is_set():
-            client.unsubscribe([topic for topic, _ in self._subscriptions()])
+        """SIGTERM: store what already arrived, then disconnect.
+
+        The subscription stays in the persistent session on purpose: while no consumer runs,
+        the broker keeps queueing the devices' events for it (bounded by bytes), and the next
+        consumer in this slot receives them. Unsubscribing would let them fall on the floor.
+        """
         deadline = time.monotonic() + _DRAIN_ON_STOP
         while time.monotonic() < deadline:
             batch = self.inbox.take(self.config.central.batch_max, 0.1)
