@@ -20,11 +20,13 @@ between were never used), so `through` continues from it and a `chain_restart` a
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 import psycopg
+import psycopg.errors
 
 from central import custody
 from central.intake import ZERO_PREV, DeviceRecord, Quarantined, VerifiedEvent
@@ -143,18 +145,39 @@ def connect(dsn: str, timeout: int = 10) -> Connection:
 
 
 def migrate(conn: Connection) -> None:
-    """Create or update the schema; idempotent, safe with several consumers starting at once."""
-    with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s, 0)", (LOCK_SCHEMA,))
-        conn.execute(_SCHEMA)
-        row = conn.execute("SELECT max(version) FROM ledger_schema").fetchone()
-        if row is None or row[0] is None:
-            conn.execute("INSERT INTO ledger_schema VALUES (%s)", (SCHEMA_VERSION,))
-        elif row[0] > SCHEMA_VERSION:
-            raise LedgerError(
-                f"the ledger's schema is version {row[0]}, newer than this program's"
-                f" {SCHEMA_VERSION}: upgrade tracescan-central"
-            )
+    """Create or update the schema; idempotent, safe with several consumers starting at once.
+
+    A ledger already at this version is left alone: DDL on `events` would need an exclusive
+    lock and deadlock against consumers storing batches.
+    """
+    for attempt in range(5):
+        try:
+            with conn.transaction():
+                if _version(conn) == SCHEMA_VERSION:
+                    return
+                conn.execute("SELECT pg_advisory_xact_lock(%s, 0)", (LOCK_SCHEMA,))
+                found = _version(conn)
+                if found is not None and found > SCHEMA_VERSION:
+                    raise LedgerError(
+                        f"the ledger's schema is version {found}, newer than this program's"
+                        f" {SCHEMA_VERSION}: upgrade tracescan-central"
+                    )
+                if found != SCHEMA_VERSION:
+                    conn.execute(_SCHEMA)
+                    conn.execute("INSERT INTO ledger_schema VALUES (%s)", (SCHEMA_VERSION,))
+            return
+        except psycopg.errors.TransactionRollback:
+            if attempt == 4:
+                raise
+            time.sleep(0.1 * (attempt + 1))
+
+
+def _version(conn: Connection) -> int | None:
+    row = conn.execute("SELECT to_regclass('ledger_schema') IS NOT NULL").fetchone()
+    if not row or not row[0]:
+        return None
+    found = conn.execute("SELECT max(version) FROM ledger_schema").fetchone()
+    return int(found[0]) if found and found[0] is not None else None
 
 
 def lock_key(text: str) -> int:

@@ -141,13 +141,25 @@ def _ensure(path: Path, *, create: bool) -> None:
 
 def signing_key(key_dir: Path) -> Ed25519PrivateKey:
     """One Ed25519 signing key in `key_dir`, kept like the device's (0700 dir, 0600 file),
-    created on first use; the central ledger keeps its key this way."""
+    created on first use; the central ledger keeps its key this way.
+
+    Several processes may start at once (ledger consumers): the key is published with a hard
+    link, which fails if another process got there first, so all of them use the same key.
+    """
+    path = key_dir / SIGNING_FILE
     try:
-        if not key_dir.exists():
-            key_dir.mkdir(mode=0o700, parents=True)
+        key_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         _check_private(key_dir, is_dir=True)
-        _ensure(key_dir / SIGNING_FILE, create=True)
-        return Ed25519PrivateKey.from_private_bytes(_read_secret(key_dir / SIGNING_FILE))
+        if not path.exists():
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            _write_secret(tmp, Ed25519PrivateKey.generate().private_bytes_raw())
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                pass  # another process created it first: use theirs
+            finally:
+                tmp.unlink()
+        return Ed25519PrivateKey.from_private_bytes(_read_secret(path))
     except OSError as exc:
         raise KeyStoreError(f"{key_dir}: {exc.strerror or exc}") from exc
 

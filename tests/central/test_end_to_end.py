@@ -109,16 +109,41 @@ class Rig:
         )
         return int(json.loads(out.stdout)["unsent"]) if out.stdout else -1
 
-    def assert_complete(self, confirmed: int) -> None:
-        """Every confirmed scan exactly once, gapless from 1, chain and signatures verified."""
-        assert wait_until(lambda: self.through() == confirmed, timeout=30), (
-            self.through(),
-            confirmed,
+    def device_events(self) -> dict[int, bytes]:
+        """seq -> canonical body of every event the device stored (`tracescan export`): all
+        it confirmed, even those whose "✔" a kill -9 cut off before it reached stdout."""
+        out = subprocess.run(
+            [sys.executable, "-m", "agent", "export", "--config", str(self.agent.config)],
+            capture_output=True,
+            text=True,
+            check=True,
         )
-        assert self.stored() == list(range(1, confirmed + 1))
+        lines = [json.loads(ln) for ln in out.stdout.splitlines()]
+        return {
+            ln["record"]["seq"]: json.dumps(ln["record"], sort_keys=True).encode()
+            for ln in lines
+            if ln["topic"] == "event"
+        }
+
+    def assert_complete(self, confirmed: int) -> None:
+        """Every scan the device confirmed is in the ledger exactly once, gapless from 1,
+        identical to the device's record, chain and signatures verified."""
+        device = self.device_events()
+        assert len(device) >= confirmed
+        assert sorted(device) == list(range(1, len(device) + 1))
+        assert wait_until(lambda: self.through() == len(device), timeout=30), (
+            self.through(),
+            len(device),
+        )
+        assert self.stored() == sorted(device)
         exported = list(ledger.export(self.db, SITE, DEVICE))
         report = verify_chain(exported, public_key_from_b64(self.pubkey))
         assert report.ok, report.problems
+        as_device = {
+            json.loads(p)["seq"]: json.dumps(json.loads(p), sort_keys=True).encode()
+            for p in exported
+        }
+        assert as_device == device
         with self.db.transaction():
             assert self.db.execute("SELECT count(*) FROM conflicts").fetchone() == (0,)
             assert self.db.execute("SELECT count(*) FROM quarantine").fetchone() == (0,)
@@ -196,7 +221,8 @@ def test_consumer_kill9_mid_batch_and_agent_kill9_lose_nothing(rig: Rig) -> None
     confirmed += len(rig.agent.confirmed())
     rig.assert_complete(confirmed)
     assert second.proc is not None
-    assert second.proc.poll() is None
+    if second.proc.poll() is not None:
+        raise AssertionError(second.proc.communicate()[1])
 
 
 def test_broker_kill9_keeps_what_it_persisted_and_every_scan_reaches_the_ledger(
