@@ -127,7 +127,7 @@ class Downlink:
                 "SELECT p.site, p.device, p.through, d.acked_through,"
                 " d.ack_at IS NULL OR d.ack_at < now() - make_interval(secs => %s)"
                 " FROM progress p JOIN downlink d ON d.site = p.site AND d.device = p.device"
-                " JOIN unnest(%s::text[], %s::text[]) AS t(s, d) ON p.site = t.s AND p.device = t.d",
+                " JOIN unnest(%b::text[], %b::text[]) AS t(s, d) ON p.site = t.s AND p.device = t.d",
                 (REPUBLISH_AFTER, list(sites), list(names)),
             )
             due: list[tuple[str, str, int, Delivery]] = []
@@ -149,7 +149,7 @@ class Downlink:
             if done:
                 cur.execute(
                     "UPDATE downlink d SET acked_through = GREATEST(d.acked_through, t.n),"
-                    " ack_at = now() FROM unnest(%s::text[], %s::text[], %s::int8[]) AS t(s, d, n)"
+                    " ack_at = now() FROM unnest(%b::text[], %b::text[], %b::int8[]) AS t(s, d, n)"
                     " WHERE d.site = t.s AND d.device = t.d",
                     ([s for s, _, _ in done], [d for _, d, _ in done], [n for _, _, n in done]),
                 )
@@ -214,7 +214,7 @@ class Downlink:
             if sent:
                 cur.execute(
                     "UPDATE downlink d SET resend_at = now(), resends = d.resends + 1,"
-                    " ranges = t.r FROM unnest(%s::text[], %s::text[], %s::text[]) AS t(s, d, r)"
+                    " ranges = t.r FROM unnest(%b::text[], %b::text[], %b::text[]) AS t(s, d, r)"
                     " WHERE d.site = t.s AND d.device = t.d",
                     ([s for s, _, _ in sent], [d for _, d, _ in sent], [r for _, _, r in sent]),
                 )

@@ -32,7 +32,7 @@ ALERT_KIND: Final = "returned_to_market"
 #: time, not itself, not voided nor a void; kept when it is a sale at another device.
 _NEIGHBOURS: Final = """
 SELECT n.i, p.op, p.site, p.device, p.seq
-FROM unnest(%s::text[], %s::timestamptz[], %s::text[], %s::text[], %s::int8[])
+FROM unnest(%b::text[], %b::timestamptz[], %b::text[], %b::text[], %b::int8[])
     WITH ORDINALITY AS n(code, ts, site, device, seq, i)
 CROSS JOIN LATERAL (
     SELECT c.op, c.site, c.device, c.seq FROM custody c
@@ -44,7 +44,7 @@ CROSS JOIN LATERAL (
 WHERE p.op = ANY(%s) AND (p.site, p.device) <> (n.site, n.device)
 UNION ALL
 SELECT n.i, p.op, p.site, p.device, p.seq
-FROM unnest(%s::text[], %s::timestamptz[], %s::text[], %s::text[], %s::int8[])
+FROM unnest(%b::text[], %b::timestamptz[], %b::text[], %b::text[], %b::int8[])
     WITH ORDINALITY AS n(code, ts, site, device, seq, i)
 CROSS JOIN LATERAL (
     SELECT c.op, c.site, c.device, c.seq FROM custody c
@@ -83,8 +83,8 @@ def record(
     lock_all(cur, LOCK_CODE, [e.code for e in relevant])
     cur.execute(
         "INSERT INTO custody (code, ts, op, site, device, seq, void_of)"
-        " SELECT * FROM unnest(%s::text[], %s::timestamptz[], %s::text[], %s::text[],"
-        " %s::text[], %s::int8[], %s::int8[]) ON CONFLICT DO NOTHING",
+        " SELECT * FROM unnest(%b::text[], %b::timestamptz[], %b::text[], %b::text[],"
+        " %b::text[], %b::int8[], %b::int8[]) ON CONFLICT DO NOTHING",
         (
             [e.code for e in relevant],
             [e.ts for e in relevant],

@@ -17,16 +17,18 @@ crash takes the lowest free slot, which is the crashed one's, and receives what 
 behind. On a broker whose config sets `use_username_as_clientid` (the shipped central.conf),
 the certificate's CN is the client id instead; give each consumer its own certificate.
 
-**One batch at a time.** paho's network thread appends arrivals; this thread takes whatever
-has arrived (up to `batch_max`), verifies signatures, stores the batch in one transaction,
-acknowledges, then publishes acks. A slow database therefore slows intake instead of growing
-memory: at most `mqtt.inflight` (the MQTT 5 Receive Maximum) messages are ever unacknowledged.
+**Verify and store side by side.** paho's network thread appends arrivals; the verifying
+thread takes whatever has arrived (up to `batch_max`) and checks it; the storing thread stores
+each batch in one transaction, acknowledges it to the broker, then publishes acks, while the
+next batch is being verified. A slow database slows intake instead of growing memory: at most
+`mqtt.inflight` (the MQTT 5 Receive Maximum) messages are ever unacknowledged.
 """
 
 from __future__ import annotations
 
 import collections
 import logging
+import queue
 import random
 import threading
 import time
@@ -139,8 +141,15 @@ class Consumer:
         self.stored = ledger.Stored()  # running totals, for the log and tests
         self.connected = threading.Event()
         self._rng = random.Random()
-        self._conn: ledger.Connection | None = None
+        self._conn: ledger.Connection | None = None  # the storing thread's
+        self._keys_conn: ledger.Connection | None = None  # the verifying thread's
         self._slot_conn: ledger.Connection | None = None
+        #: verified batches waiting for the storing thread; two at most, so a slow database
+        #: slows intake (and the broker keeps the rest) instead of filling memory
+        self._batches: queue.Queue[tuple[Sequence[Arrival], list[Classified]] | None] = queue.Queue(
+            maxsize=2
+        )
+        self._failure: BaseException | None = None
         self._client: mqtt.Client | None = None
         self._keys: KeyBook | None = None
         self._downlink: acks.Downlink | None = None
@@ -236,7 +245,10 @@ class Consumer:
         cfg = self.config
         self._conn = self._database()
         self.client_id = self._claim_slot()
-        self._keys = KeyBook(self._conn)
+        # The key book reads on the verifying thread: a connection of its own, so its reads
+        # never land inside a batch transaction of the storing thread.
+        self._keys_conn = ledger.connect(cfg.database.dsn, cfg.database.connect_timeout)
+        self._keys = KeyBook(self._keys_conn)
         client = self._client = self._mqtt()
         self._downlink = acks.Downlink(
             self._conn,
@@ -253,54 +265,79 @@ class Consumer:
             cfg.mqtt.host, cfg.mqtt.port, cfg.mqtt.keepalive, clean_start=False, properties=props
         )
         client.loop_start()
+        storer = threading.Thread(target=self._store_loop, name="ledger-store", daemon=True)
+        storer.start()
         try:
             self._consume()
-            self._leave(client)
+            self._leave()
         finally:
+            self._batches.put(None)
+            storer.join(_DRAIN_ON_STOP + 1.0)
+            client.disconnect()
             client.loop_stop()
             self._close_db()
+        if self._failure is not None:
+            raise self._failure
 
     def _consume(self) -> None:
-        next_sweep = time.monotonic() + SWEEP_EVERY
+        """The verifying thread: take what arrived, verify it, hand it to the storing thread."""
         while not self.stop.is_set():
             batch = self.inbox.take(self.config.central.batch_max, 0.2)
             if batch:
-                self._handle(batch)
-            if time.monotonic() >= next_sweep:
-                self._guarded(self._sweep)
-                next_sweep = time.monotonic() + SWEEP_EVERY
+                self._batches.put((batch, [self._classify(a) for a in batch]))
 
-    def _leave(self, client: mqtt.Client) -> None:
-        """SIGTERM: store what already arrived, then disconnect.
+    def _leave(self) -> None:
+        """SIGTERM: verify and store what already arrived, then disconnect.
 
         The subscription stays in the persistent session on purpose: while no consumer runs,
         the broker keeps queueing the devices' events for it (bounded by bytes), and the next
         consumer in this slot receives them. Unsubscribing would let them fall on the floor.
         """
         deadline = time.monotonic() + _DRAIN_ON_STOP
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and self._failure is None:
             batch = self.inbox.take(self.config.central.batch_max, 0.1)
             if not batch:
                 break
-            self._handle(batch, retry=False)
-        client.disconnect()
+            self._batches.put((batch, [self._classify(a) for a in batch]))
+
+    def _store_loop(self) -> None:
+        """The storing thread: one transaction per batch, then PUBACKs and acks; the sweep.
+
+        Verification of the next batch runs meanwhile on the other thread (the signature
+        check and the database round trips both let go of the GIL).
+        """
+        next_sweep = time.monotonic() + SWEEP_EVERY
+        try:
+            while True:
+                try:
+                    item = self._batches.get(timeout=0.2)
+                except queue.Empty:
+                    pass
+                else:
+                    if item is None:
+                        return
+                    self._handle(*item)
+                if time.monotonic() >= next_sweep and not self.stop.is_set():
+                    self._guarded(self._sweep)
+                    next_sweep = time.monotonic() + SWEEP_EVERY
+        except BaseException as exc:  # handed to `run`, which re-raises it
+            self._failure = exc
+            self.stop.set()
 
     def _sweep(self) -> None:
         assert self._downlink is not None
         self._downlink.sweep()
 
-    def _handle(self, batch: Sequence[Arrival], *, retry: bool = True) -> None:
-        """Verify, store, acknowledge to the broker, publish acks. Retries a batch the database
-        could not take (nothing is acknowledged until it is stored)."""
-        assert self._keys is not None
-        classified = [self._classify(a) for a in batch]
+    def _handle(self, batch: Sequence[Arrival], classified: Sequence[Classified]) -> None:
+        """Store, acknowledge to the broker, publish acks. Retries a batch the database could
+        not take (nothing is acknowledged until it is stored), except when stopping."""
         attempt = 0
         while True:
             try:
                 stored = self._store(classified)
                 break
             except (psycopg.OperationalError, ledger.LedgerError) as exc:
-                if not retry or self.stop.is_set():
+                if self.stop.is_set():
                     log.warning(
                         "ledger: batch not stored at shutdown (%s); the broker keeps it", exc
                     )
@@ -387,7 +424,7 @@ class Consumer:
         self._downlink.conn = new
 
     def _close_db(self) -> None:
-        for conn in (self._conn, self._slot_conn):
+        for conn in (self._conn, self._keys_conn, self._slot_conn):
             if conn is not None and not conn.closed:
                 conn.close()
 

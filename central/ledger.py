@@ -165,11 +165,12 @@ def migrate(conn: Connection) -> None:
                 if found != SCHEMA_VERSION:
                     conn.execute(_SCHEMA)
                     conn.execute("INSERT INTO ledger_schema VALUES (%s)", (SCHEMA_VERSION,))
-            return
         except psycopg.errors.TransactionRollback:
             if attempt == 4:
                 raise
             time.sleep(0.1 * (attempt + 1))
+        else:
+            return
 
 
 def _version(conn: Connection) -> int | None:
@@ -190,7 +191,7 @@ def lock_all(cur: Cursor, lock_class: int, names: Sequence[str]) -> None:
     keys = sorted({lock_key(n) for n in names})
     if keys:
         cur.execute(
-            "SELECT count(pg_advisory_xact_lock(%s, k)) FROM unnest(%s::int4[]) AS k",
+            "SELECT count(pg_advisory_xact_lock(%s, k)) FROM unnest(%b::int4[]) AS k",
             (lock_class, keys),
         )
 
@@ -282,7 +283,7 @@ def _neighbours(
     sites, devices, seqs, payload = zip(*((*k, w) for k, w in want.items()), strict=True)
     cur.execute(
         "SELECT e.site, e.device, e.seq, e.prev, e.hash, CASE WHEN t.w THEN e.payload END"
-        " FROM unnest(%s::text[], %s::text[], %s::int8[], %s::bool[]) AS t(s, d, q, w)"
+        " FROM unnest(%b::text[], %b::text[], %b::int8[], %b::bool[]) AS t(s, d, q, w)"
         " JOIN events e ON e.site = t.s AND e.device = t.d AND e.seq = t.q",
         (list(sites), list(devices), list(seqs), list(payload)),
     )
@@ -402,7 +403,7 @@ def _through(cur: Cursor, devices: Sequence[tuple[str, str]]) -> dict[tuple[str,
     sites, names = zip(*devices, strict=True)
     cur.execute(
         "SELECT p.site, p.device, p.through FROM progress p"
-        " JOIN unnest(%s::text[], %s::text[]) AS t(s, d) ON p.site = t.s AND p.device = t.d",
+        " JOIN unnest(%b::text[], %b::text[]) AS t(s, d) ON p.site = t.s AND p.device = t.d",
         (list(sites), list(names)),
     )
     return {(r[0], r[1]): r[2] for r in cur}
@@ -413,8 +414,8 @@ def _insert_events(cur: Cursor, events: Sequence[VerifiedEvent]) -> None:
         return
     cur.execute(
         "INSERT INTO events (site, device, seq, prev, hash, op, code, level, ts, payload)"
-        " SELECT * FROM unnest(%s::text[], %s::text[], %s::int8[], %s::bytea[], %s::bytea[],"
-        " %s::text[], %s::text[], %s::text[], %s::timestamptz[], %s::bytea[])",
+        " SELECT * FROM unnest(%b::text[], %b::text[], %b::int8[], %b::bytea[], %b::bytea[],"
+        " %b::text[], %b::text[], %b::text[], %b::timestamptz[], %b::bytea[])",
         (
             [e.site for e in events],
             [e.device for e in events],
@@ -508,8 +509,8 @@ def _insert_records(cur: Cursor, records: Sequence[DeviceRecord]) -> int:
         return 0
     cur.execute(
         "INSERT INTO device_records (digest, site, device, kind, reason, ts, payload)"
-        " SELECT * FROM unnest(%s::bytea[], %s::text[], %s::text[], %s::text[], %s::text[],"
-        " %s::timestamptz[], %s::bytea[]) ON CONFLICT DO NOTHING",
+        " SELECT * FROM unnest(%b::bytea[], %b::text[], %b::text[], %b::text[], %b::text[],"
+        " %b::timestamptz[], %b::bytea[]) ON CONFLICT DO NOTHING",
         (
             [r.digest for r in records],
             [r.site for r in records],
@@ -561,13 +562,13 @@ def _advance(
     sites, names = zip(*devices, strict=True)
     for table in ("progress", "downlink"):  # the downlink row is what acks.py locks and marks
         cur.execute(
-            f"INSERT INTO {table} (site, device) SELECT * FROM unnest(%s::text[], %s::text[])"  # noqa: S608 - fixed table names
+            f"INSERT INTO {table} (site, device) SELECT * FROM unnest(%b::text[], %b::text[])"  # noqa: S608 - fixed table names
             " ON CONFLICT DO NOTHING",
             (list(sites), list(names)),
         )
     cur.execute(
         "SELECT p.site, p.device, p.through, p.head, p.gap_since IS NOT NULL FROM progress p"
-        " JOIN unnest(%s::text[], %s::text[]) AS t(s, d) ON p.site = t.s AND p.device = t.d",
+        " JOIN unnest(%b::text[], %b::text[]) AS t(s, d) ON p.site = t.s AND p.device = t.d",
         (list(sites), list(names)),
     )
     rows = cur.fetchall()
@@ -592,7 +593,7 @@ def _advance(
     cur.execute(
         "UPDATE progress p SET through = t.through, head = t.head,"
         " gap_since = CASE t.gap WHEN 'none' THEN NULL WHEN 'now' THEN now() ELSE p.gap_since END"
-        " FROM unnest(%s::text[], %s::text[], %s::int8[], %s::int8[], %s::text[])"
+        " FROM unnest(%b::text[], %b::text[], %b::int8[], %b::int8[], %b::text[])"
         " AS t(site, device, through, head, gap)"
         " WHERE p.site = t.site AND p.device = t.device",
         tuple(list(col) for col in zip(*updates, strict=True)),

@@ -1,0 +1,389 @@
+"""The central ledger's ingest vs its bare parts, in the same run, on the same events.
+
+1. Bare `COPY` of the event rows (the ledger's own columns and primary key) into PostgreSQL.
+2. Bare Ed25519 verification (json.loads + `verify_signature`, nothing else) in 1 and in 2
+   processes: the physical limit of a verifying consumer on this machine.
+3. The ledger's ingest, `tracescan-central run` with 1 and with 2 consumers: the events wait
+   queued at the broker (the consumers' sessions exist, they are stopped), then the consumers
+   start; from the first to the last event stored. Target: ≥ 0.7× of (2) at the same process
+   count. The ratio to (1) says how far the database is from being the limit.
+4. Scan-to-central-ack latency at 1,000 scans/s on loopback (10 devices × 100/s, one
+   consumer): from publishing an event until a retained `cmd/ack` covering it arrives.
+   Target: p99 ≤ 100 ms.
+5. Peak RSS (VmHWM) of a consumer process after the runs above.
+
+`BENCH_CENTRAL_N` sets the number of events (default 20,000).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import multiprocessing
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import psycopg
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from paho.mqtt.enums import CallbackAPIVersion
+
+from agent.records.envelope import ZERO_HASH, rfc3339
+from agent.records.signing import sign_event
+from agent.records.verify import public_key_from_b64, verify_signature
+from central import ledger
+from hardware_sim.broker import LocalBroker
+from hardware_sim.postgres import LocalPostgres
+from hardware_sim.workload import unit_codes
+
+N = int(os.environ.get("BENCH_CENTRAL_N", "20000"))
+DEVICES = 10
+RATE = 1000.0  # scans per second, all devices together, for the latency run
+LATENCY_SECONDS = 10.0
+PREFIX = "tracescan/v1"
+SITE = "bench"
+QUEUE = "max_queued_messages 0\nmax_queued_bytes 536870912\nautosave_interval 10"
+
+CONFIG = """\
+[central]
+key_dir = "{root}/keys"
+topic_prefix = "{prefix}"
+group = "{group}"
+
+[mqtt]
+host = "127.0.0.1"
+port = {port}
+
+[database]
+dsn = "{dsn}"
+"""
+
+
+class Fleet:
+    """`DEVICES` devices, each signing and chaining its events as the agent does."""
+
+    def __init__(self) -> None:
+        self.keys = [Ed25519PrivateKey.generate() for _ in range(DEVICES)]
+        self.heads = [ZERO_HASH] * DEVICES
+        self.seqs = [0] * DEVICES
+        self.codes = iter(unit_codes(1_000_000, seed=11))
+
+    def name(self, i: int) -> str:
+        """Device i's id."""
+        return f"dev-{i:02d}"
+
+    def event(self, i: int) -> bytes:
+        """Device i's next event."""
+        self.seqs[i] += 1
+        code = next(self.codes)
+        body = {
+            "v": 1,
+            "id": uuid.uuid4().hex,
+            "device": self.name(i),
+            "site": SITE,
+            "seq": self.seqs[i],
+            "op": "dispense",
+            "code": code,
+            "kind": "cn20",
+            "level": "unit",
+            "fields": {"product_code": code[:7], "serial": code[7:16], "bill_type": "323"},
+            "ts": rfc3339(time.time()),
+            "doc": None,
+            "prev": self.heads[i],
+        }
+        sealed = sign_event(body, self.keys[i])
+        self.heads[i] = sealed.head.hash
+        return sealed.payload
+
+    def batch(self, n: int) -> list[tuple[str, bytes]]:
+        """n events round-robin over the devices, as (topic, payload)."""
+        out = []
+        for k in range(n):
+            i = k % DEVICES
+            out.append((f"{PREFIX}/{SITE}/{self.name(i)}/event", self.event(i)))
+        return out
+
+    def pubkeys(self) -> list[str]:
+        """What each device's `tracescan pubkey` prints."""
+        return [base64.b64encode(k.public_key().public_bytes_raw()).decode() for k in self.keys]
+
+
+# --- (1) bare COPY -----------------------------------------------------------------------
+
+
+def bare_copy(dsn: str, events: list[tuple[str, bytes]]) -> float:
+    """Rows per second of one COPY of the events' rows into a table like the ledger's."""
+    rows = []
+    for _, payload in events:
+        obj = json.loads(payload)
+        rows.append(
+            (
+                obj["site"],
+                obj["device"],
+                obj["seq"],
+                bytes.fromhex(obj["prev"]),
+                bytes(32),
+                obj["op"],
+                obj["code"],
+                obj["level"],
+                obj["ts"],
+                payload,
+            )
+        )
+    with psycopg.connect(dsn) as conn:
+        conn.execute(
+            "CREATE TABLE bare (site text, device text, seq bigint, prev bytea, hash bytea,"
+            " op text, code text, level text, ts timestamptz, payload bytea,"
+            " PRIMARY KEY (site, device, seq))"
+        )
+        conn.commit()
+        t0 = time.perf_counter()
+        with (
+            conn.cursor() as cur,
+            cur.copy(
+                "COPY bare (site, device, seq, prev, hash, op, code, level, ts, payload) FROM STDIN"
+            ) as copy,
+        ):
+            for row in rows:
+                copy.write_row(row)
+        conn.commit()
+        return len(rows) / (time.perf_counter() - t0)
+
+
+# --- (2) bare verification ---------------------------------------------------------------
+
+
+def _verify_part(args: tuple[list[bytes], list[str]]) -> int:
+    payloads, pubkeys = args
+    keys = {f"dev-{i:02d}": public_key_from_b64(k) for i, k in enumerate(pubkeys)}
+    ok = 0
+    for p in payloads:
+        obj = json.loads(p)
+        ok += verify_signature(obj, keys[obj["device"]])
+    return ok
+
+
+def bare_verify(events: list[tuple[str, bytes]], pubkeys: list[str], procs: int) -> float:
+    """Events per second verified by `procs` processes (pool start-up not timed)."""
+    payloads = [p for _, p in events]
+    parts = [(payloads[i::procs], pubkeys) for i in range(procs)]
+    with multiprocessing.get_context("fork").Pool(procs) as pool:
+        pool.map(_verify_part, [(payloads[:10], pubkeys)] * procs)  # warm
+        t0 = time.perf_counter()
+        verified = sum(pool.map(_verify_part, parts))
+        elapsed = time.perf_counter() - t0
+    assert verified == len(payloads), "a signature did not verify"
+    return len(payloads) / elapsed
+
+
+# --- (3) ledger ingest -------------------------------------------------------------------
+
+
+def _consumers(config: Path, n: int) -> list[subprocess.Popen[bytes]]:
+    return [
+        subprocess.Popen(
+            [sys.executable, "-m", "central", "run", "--config", str(config)],
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(n)
+    ]
+
+
+def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    for p in procs:
+        p.send_signal(signal.SIGTERM)
+    for p in procs:
+        p.wait(10)
+
+
+def _stored(dsn: str) -> int:
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute("SELECT count(*) FROM events").fetchone()
+    return int(row[0]) if row else 0
+
+
+def _publish_all(port: int, events: list[tuple[str, bytes]]) -> None:
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-pub", protocol=mqtt.MQTTv5)
+    client.max_inflight_messages_set(20)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    pending: list[mqtt.MQTTMessageInfo] = []
+    for topic, payload in events:
+        pending.append(client.publish(topic, payload, qos=1))
+        if len(pending) >= 1000:
+            for info in pending:
+                info.wait_for_publish(30)
+            pending.clear()
+    for info in pending:
+        info.wait_for_publish(30)
+    client.disconnect()
+    client.loop_stop()
+
+
+def _enroll(dsn: str, fleet: Fleet) -> None:
+    conn = ledger.connect(dsn)
+    ledger.migrate(conn)
+    for i, key in enumerate(fleet.pubkeys()):
+        ledger.enroll(conn, SITE, fleet.name(i), base64.b64decode(key), replace=False)
+    conn.close()
+
+
+def _vmhwm_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
+
+
+def ledger_ingest(
+    root: Path, pg: LocalPostgres, broker: LocalBroker, fleet: Fleet, events: list, n: int
+) -> tuple[float, int]:
+    """Events per second stored by `n` consumers draining a queued backlog; peak RSS (kB)."""
+    dsn = pg.create_database(f"ingest_{n}")
+    config = root / f"central-{n}.toml"
+    # a shared-subscription group of its own: the other runs' sessions stay apart
+    config.write_text(
+        CONFIG.format(root=root, prefix=PREFIX, port=broker.port, dsn=dsn, group=f"ingest{n}")
+    )
+    _enroll(dsn, fleet)
+    procs = _consumers(config, n)  # create the sessions and subscriptions
+    time.sleep(2.0)
+    _stop(procs)
+    _publish_all(broker.port, events)  # queued at the broker for the stopped sessions
+    procs = _consumers(config, n)
+    while _stored(dsn) == 0:
+        time.sleep(0.01)
+    t0 = time.perf_counter()
+    first = _stored(dsn)
+    while (done := _stored(dsn)) < len(events):
+        time.sleep(0.02)
+    rate = (done - first) / (time.perf_counter() - t0)
+    hwm = max(_vmhwm_kb(p.pid) for p in procs)
+    _stop(procs)
+    return rate, hwm
+
+
+# --- (4) latency -------------------------------------------------------------------------
+
+
+def latency(root: Path, pg: LocalPostgres, broker: LocalBroker, fleet: Fleet) -> list[float]:
+    """Seconds from publishing each event to the arrival of an ack covering it."""
+    dsn = pg.create_database("latency")
+    config = root / "central-latency.toml"
+    config.write_text(
+        CONFIG.format(root=root, prefix=PREFIX, port=broker.port, dsn=dsn, group="latency")
+    )
+    _enroll(dsn, fleet)
+    total = int(RATE * LATENCY_SECONDS)
+    events = fleet.batch(total)  # signed up front: the device's cost is not the ledger's
+    sent_at: dict[tuple[str, int], float] = {}
+    acked_at: dict[tuple[str, int], float] = {}
+    lock = threading.Lock()
+    highest: dict[str, int] = {}
+
+    def on_ack(c: mqtt.Client, u: object, msg: mqtt.MQTTMessage) -> None:
+        now = time.perf_counter()
+        ack = json.loads(msg.payload)
+        with lock:
+            device = ack["device"]
+            for seq in range(highest.get(device, 0) + 1, ack["through"] + 1):
+                acked_at[(device, seq)] = now
+            highest[device] = max(highest.get(device, 0), ack["through"])
+
+    acks = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-acks", protocol=mqtt.MQTTv5)
+    acks.on_message = on_ack
+    acks.connect("127.0.0.1", broker.port)
+    acks.subscribe(f"{PREFIX}/{SITE}/+/cmd/ack", qos=1)
+    acks.loop_start()
+    procs = _consumers(config, 1)
+    time.sleep(2.0)
+    pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-dev", protocol=mqtt.MQTTv5)
+    pub.max_inflight_messages_set(100)
+    pub.connect("127.0.0.1", broker.port)
+    pub.loop_start()
+    start = time.perf_counter()
+    for k, (topic, payload) in enumerate(events):
+        due = start + k / RATE
+        while (now := time.perf_counter()) < due:
+            time.sleep(min(0.001, due - now))
+        obj_seq = fleet_seq(payload)
+        device = topic.split("/")[-2]
+        sent_at[(device, obj_seq)] = time.perf_counter()
+        pub.publish(topic, payload, qos=1)
+    deadline = time.perf_counter() + 30
+    while len(acked_at) < total and time.perf_counter() < deadline:
+        time.sleep(0.05)
+    pub.disconnect()
+    pub.loop_stop()
+    acks.disconnect()
+    acks.loop_stop()
+    _stop(procs)
+    return [acked_at[k] - sent_at[k] for k in sent_at if k in acked_at]
+
+
+def fleet_seq(payload: bytes) -> int:
+    """The seq of an event payload."""
+    seq: int = json.loads(payload)["seq"]
+    return seq
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def main() -> int:
+    """Run every part and print the figures with their ratios."""
+    print(f"{N} events from {DEVICES} devices; {os.cpu_count()} CPUs")
+    fleet = Fleet()
+    t0 = time.perf_counter()
+    events = fleet.batch(N)
+    print(f"  signing the events (not timed below): {time.perf_counter() - t0:.1f} s")
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-central-") as tmp,
+        LocalPostgres(durable=True) as pg,
+    ):
+        root = Path(tmp)
+        broker_dir = root / "broker"
+        broker_dir.mkdir()
+        with LocalBroker(workdir=broker_dir, persistence=True, extra=QUEUE) as broker:
+            copy_rate = bare_copy(pg.create_database("bare"), events)
+            verify = {p: bare_verify(events, fleet.pubkeys(), p) for p in (1, 2)}
+            ingest = {}
+            hwm = 0
+            for n in (1, 2):
+                # each run gets devices of its own, so the ledger starts empty
+                run_fleet = Fleet()
+                run_events = run_fleet.batch(N)
+                ingest[n], peak = ledger_ingest(root, pg, broker, run_fleet, run_events, n)
+                hwm = max(hwm, peak)
+            lat = latency(root, pg, broker, Fleet())
+    print(f"  (1) bare COPY into PostgreSQL         : {copy_rate:10,.0f} rows/s")
+    for p in (1, 2):
+        print(f"  (2) bare verify, {p} process(es)       : {verify[p]:10,.0f} events/s")
+    for n in (1, 2):
+        print(
+            f"  (3) ledger ingest, {n} consumer(s)     : {ingest[n]:10,.0f} events/s"
+            f"   = {ingest[n] / verify[n]:.2f}x bare verify ({n}p), target >= 0.7;"
+            f" {ingest[n] / copy_rate:.2f}x bare COPY"
+        )
+    if lat:
+        print(
+            f"  (4) scan -> central ack at {RATE:.0f}/s   : p50 {1000 * statistics.median(lat):.1f} ms,"
+            f" p99 {1000 * _pct(lat, 0.99):.1f} ms, max {1000 * max(lat):.1f} ms"
+            f" ({len(lat)} events; target p99 <= 100 ms)"
+        )
+    print(f"  (5) consumer peak RSS (VmHWM)         : {hwm / 1024:.1f} MB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
