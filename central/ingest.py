@@ -28,11 +28,13 @@ from __future__ import annotations
 
 import collections
 import logging
+import os
 import queue
 import random
 import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final
 
 import paho.mqtt.client as mqtt
@@ -54,6 +56,7 @@ from central.intake import (
     Classified,
     Quarantined,
     classify,
+    split_topic,
 )
 
 log = logging.getLogger(__name__)
@@ -62,6 +65,20 @@ SWEEP_EVERY: Final = 1.0  # seconds between acks/resend sweeps
 KEY_RECHECK: Final = 5.0  # seconds before an unknown device's key is looked up again
 _DRAIN_ON_STOP: Final = 2.0  # seconds to keep storing what is still arriving after SIGTERM
 _MAX_SLOTS: Final = 1000
+#: Fewer messages than this are verified on the consumer's own thread: handing a few to a
+#: helper thread costs about what it saves.
+_PARALLEL_MIN: Final = 32
+_VERIFY_HELPERS: Final = min(3, len(os.sched_getaffinity(0)) - 1)
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _verifier_pool() -> ThreadPoolExecutor:
+    global _pool  # noqa: PLW0603 - one process-wide pool, started on first use
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(_VERIFY_HELPERS, thread_name_prefix="verify")
+        return _pool
 
 
 class KeyBook:
@@ -284,7 +301,7 @@ class Consumer:
         while not self.stop.is_set():
             batch = self.inbox.take(self.config.central.batch_max, 0.2)
             if batch:
-                self._batches.put((batch, [self._classify(a) for a in batch]))
+                self._batches.put((batch, self._verify(batch)))
 
     def _leave(self) -> None:
         """SIGTERM: verify and store what already arrived, then disconnect.
@@ -298,7 +315,7 @@ class Consumer:
             batch = self.inbox.take(self.config.central.batch_max, 0.1)
             if not batch:
                 break
-            self._batches.put((batch, [self._classify(a) for a in batch]))
+            self._batches.put((batch, self._verify(batch)))
 
     def _store_loop(self) -> None:
         """The storing thread: one transaction per batch, then PUBACKs and acks; the sweep.
@@ -361,19 +378,50 @@ class Consumer:
         assert self._downlink is not None
         self._downlink.acknowledge(stored.advanced.keys(), stored.stale)
 
-    def _classify(self, arrival: Arrival) -> Classified:
+    def _verify(self, batch: Sequence[Arrival]) -> list[Classified]:
+        """Classify a batch, verifying signatures on this thread and on helper threads.
+
+        Ed25519 verification in `cryptography` lets go of the GIL, so a consumer can use a
+        core the database and the broker leave idle. The keys are looked up first, here (the
+        key book's connection belongs to this thread); the helpers only read the result.
+        """
         assert self._keys is not None
         central = self.config.central
-        found = classify(central.topic_prefix, arrival, self._keys.lookup, central.max_payload)
-        if (
-            isinstance(found, Quarantined)
-            and found.reason == "bad_signature"
-            and found.site is not None
-            and found.device is not None
-            and self._keys.recheck(found.site, found.device)
-        ):
-            found = classify(central.topic_prefix, arrival, self._keys.lookup, central.max_payload)
-        return found
+        prefix = central.topic_prefix
+        found_keys: dict[tuple[str, str], Ed25519PublicKey | None] = {}
+        for arrival in batch:
+            where = split_topic(prefix, arrival.topic)
+            if where is not None and where[:2] not in found_keys:
+                found_keys[where[:2]] = self._keys.lookup(*where[:2])
+
+        def lookup(site: str, device: str) -> Ed25519PublicKey | None:
+            return found_keys.get((site, device))
+
+        def part(arrivals: Sequence[Arrival]) -> list[Classified]:
+            return [classify(prefix, a, lookup, central.max_payload) for a in arrivals]
+
+        if _VERIFY_HELPERS < 1 or len(batch) < _PARALLEL_MIN:
+            results = part(batch)
+        else:
+            step = -(-len(batch) // (_VERIFY_HELPERS + 1))
+            helpers = [
+                _verifier_pool().submit(part, batch[i : i + step])
+                for i in range(step, len(batch), step)
+            ]
+            results = part(batch[:step])
+            for done in helpers:
+                results += done.result()
+        for i, found in enumerate(results):
+            # A key replaced by `enroll --replace` since it was cached: look again, once.
+            if (
+                isinstance(found, Quarantined)
+                and found.reason == "bad_signature"
+                and found.site is not None
+                and found.device is not None
+                and self._keys.recheck(found.site, found.device)
+            ):
+                results[i] = classify(prefix, batch[i], self._keys.lookup, central.max_payload)
+        return results
 
     def _store(self, classified: Sequence[Classified]) -> ledger.Stored:
         conn = self._conn
