@@ -50,7 +50,15 @@ RATE = 1000.0  # scans per second, all devices together, for the latency run
 LATENCY_SECONDS = 10.0
 PREFIX = "tracescan/v1"
 SITE = "bench"
-QUEUE = "max_queued_messages 0\nmax_queued_bytes 536870912\nautosave_interval 10"
+#: central.conf's queue and socket settings (the shipped TLS listener is left out here)
+QUEUE = "\n".join(
+    line
+    for line in (Path(__file__).parents[1] / "config/mosquitto/central.conf")
+    .read_text()
+    .splitlines()
+    if line.split(" ")[0]
+    in {"max_queued_messages", "max_queued_bytes", "autosave_interval", "set_tcp_nodelay"}
+)
 
 CONFIG = """\
 [central]

@@ -27,10 +27,12 @@ next batch is being verified. A slow database slows intake instead of growing me
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import os
 import queue
 import random
+import socket
 import threading
 import time
 from collections.abc import Sequence
@@ -232,6 +234,12 @@ class Consumer:
             log.warning("ledger: broker refused the connection: %s", rc)
             return
         self.generation += 1
+        sock = client.socket()
+        if isinstance(sock, socket.socket):  # an ssl.SSLSocket is one too
+            # paho leaves Nagle on: a PUBACK or an ack would then wait for the broker's delayed
+            # TCP ACK (up to 40 ms on Linux) behind the previous small packet.
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         # Subscribing again on a resumed session is harmless and covers a session that expired.
         client.subscribe(self._subscriptions())
         self.connected.set()

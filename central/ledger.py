@@ -391,22 +391,11 @@ def store(conn: Connection, batch: Sequence[Any]) -> Stored:
             )
         devices = sorted({(e.site, e.device) for e in events})
         if devices:
-            _advance(cur, devices, accepted, out)
-            through = _through(cur, devices)
+            through = _advance(cur, devices, accepted, out)
             for e in events:
                 if e.key in payloads and e.seq <= through.get((e.site, e.device), 0):
                     out.stale.add((e.site, e.device))
     return out
-
-
-def _through(cur: Cursor, devices: Sequence[tuple[str, str]]) -> dict[tuple[str, str], int]:
-    sites, names = zip(*devices, strict=True)
-    cur.execute(
-        "SELECT p.site, p.device, p.through FROM progress p"
-        " JOIN unnest(%b::text[], %b::text[]) AS t(s, d) ON p.site = t.s AND p.device = t.d",
-        (list(sites), list(names)),
-    )
-    return {(r[0], r[1]): r[2] for r in cur}
 
 
 def _insert_events(cur: Cursor, events: Sequence[VerifiedEvent]) -> None:
@@ -557,28 +546,46 @@ def _advance(
     devices: Sequence[tuple[str, str]],
     accepted: Sequence[VerifiedEvent],
     out: Stored,
-) -> None:
-    """Move each device's `through` and `head`; note since when a gap has been open."""
+) -> dict[tuple[str, str], int]:
+    """Move each device's `through` and `head`; note since when a gap has been open.
+
+    Returns each device's `through` after the batch. One statement finds, for every device
+    at once, the run of stored seqs that starts right after its `through` (the usual case);
+    only a device still missing something afterwards is walked on its own, for a declared
+    chain restart beyond the hole.
+    """
     sites, names = zip(*devices, strict=True)
-    for table in ("progress", "downlink"):  # the downlink row is what acks.py locks and marks
-        cur.execute(
-            f"INSERT INTO {table} (site, device) SELECT * FROM unnest(%b::text[], %b::text[])"  # noqa: S608 - fixed table names
-            " ON CONFLICT DO NOTHING",
-            (list(sites), list(names)),
-        )
     cur.execute(
-        "SELECT p.site, p.device, p.through, p.head, p.gap_since IS NOT NULL FROM progress p"
-        " JOIN unnest(%b::text[], %b::text[]) AS t(s, d) ON p.site = t.s AND p.device = t.d",
+        "WITH t AS (SELECT * FROM unnest(%b::text[], %b::text[]) AS t(site, device)),"
+        " p AS (INSERT INTO progress (site, device) SELECT * FROM t ON CONFLICT DO NOTHING)"
+        # the downlink row is what acks.py locks and marks
+        " INSERT INTO downlink (site, device) SELECT * FROM t ON CONFLICT DO NOTHING",
         (list(sites), list(names)),
+    )
+    cur.execute(
+        "SELECT p.site, p.device, p.through, p.head, p.gap_since IS NOT NULL,"
+        " (SELECT max(seq) FROM (SELECT seq, seq - row_number() OVER (ORDER BY seq) AS d"
+        " FROM (SELECT seq FROM events e WHERE e.site = p.site AND e.device = p.device"
+        " AND e.seq > p.through ORDER BY seq LIMIT %b) AS a) AS b WHERE d = p.through)"
+        " FROM progress p JOIN unnest(%b::text[], %b::text[]) AS t(s, d)"
+        " ON p.site = t.s AND p.device = t.d",
+        (_WALK_STEP, list(sites), list(names)),
     )
     rows = cur.fetchall()
     heads: dict[tuple[str, str], int] = {}
     for e in accepted:
         heads[(e.site, e.device)] = max(heads.get((e.site, e.device), 0), e.seq)
     updates = []
-    for site, device, through, head, gap_open in rows:
-        new_through = _walk(cur, site, device, through) if (site, device) in heads else through
+    after: dict[tuple[str, str], int] = {}
+    for site, device, through, head, gap_open, run_end in rows:
+        new_through = through
+        if (site, device) in heads:
+            new_through = max(through, run_end or 0)
+            new_head = max(head, heads[(site, device)], new_through)
+            if new_head > new_through or new_through - through == _WALK_STEP:
+                new_through = _walk(cur, site, device, new_through)
         new_head = max(head, heads.get((site, device), 0), new_through)
+        after[(site, device)] = new_through
         if new_through > through:
             out.advanced[(site, device)] = new_through
         # A gap is "open since" the last time `through` moved: out-of-order arrivals that fill
@@ -598,6 +605,7 @@ def _advance(
         " WHERE p.site = t.site AND p.device = t.device",
         tuple(list(col) for col in zip(*updates, strict=True)),
     )
+    return after
 
 
 # --- reading -----------------------------------------------------------------------------

@@ -46,6 +46,7 @@ QUEUE_SETTINGS = (
     "max_queued_bytes",
     "max_inflight_messages",
     "autosave_interval",
+    "set_tcp_nodelay",
 )
 
 CONFIG = """\
