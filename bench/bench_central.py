@@ -11,6 +11,8 @@
    consumer): from publishing an event until a retained `cmd/ack` covering it arrives.
    Target: p99 ≤ 100 ms.
 5. Peak RSS (VmHWM) of a consumer process after the runs above.
+6. What central.conf's short `autosave_interval` costs: one mosquitto save (SIGUSR1) with
+   100,000 events queued for a stopped ledger session — wall time, CPU, file size.
 
 `BENCH_CENTRAL_N` sets the number of events (default 20,000).
 """
@@ -35,6 +37,8 @@ import paho.mqtt.client as mqtt
 import psycopg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from agent.records.envelope import ZERO_HASH, rfc3339
 from agent.records.signing import sign_event
@@ -347,6 +351,41 @@ def latency(root: Path, pg: LocalPostgres, broker: LocalBroker, fleet: Fleet) ->
     return [acked_at[k] - sent_at[k] for k in sent_at if k in acked_at]
 
 
+def autosave_cost(root: Path, queued: int = 100_000) -> tuple[float, float, float]:
+    """(wall s, CPU s, MB) of one mosquitto save with `queued` events waiting for a ledger."""
+    workdir = root / "autosave"
+    workdir.mkdir()
+    extra = QUEUE.replace("autosave_interval 10", "autosave_interval 0")  # only on SIGUSR1
+    with LocalBroker(workdir=workdir, persistence=True, extra=extra) as broker:
+        assert broker.proc is not None
+        ledger_session = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id="ledger-bench", protocol=mqtt.MQTTv5
+        )
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props.SessionExpiryInterval = 3600
+        ledger_session.connect("127.0.0.1", broker.port, clean_start=False, properties=props)
+        ledger_session.loop_start()
+        ledger_session.subscribe(f"$share/ledger/{PREFIX}/+/+/event", qos=1)
+        time.sleep(0.5)
+        ledger_session.disconnect()
+        ledger_session.loop_stop()
+        _publish_all(broker.port, Fleet().batch(queued))
+        db = workdir / "mosquitto.db"
+        before = db.stat().st_mtime_ns if db.exists() else 0
+        stat = Path(f"/proc/{broker.proc.pid}/stat")
+        cpu0 = sum(int(x) for x in stat.read_text().split()[13:15])
+        t0 = time.perf_counter()
+        broker.proc.send_signal(signal.SIGUSR1)
+        while not db.exists() or db.stat().st_mtime_ns == before:
+            time.sleep(0.002)
+        wall = time.perf_counter() - t0
+        time.sleep(0.5)
+        cpu = (sum(int(x) for x in stat.read_text().split()[13:15]) - cpu0) / os.sysconf(
+            "SC_CLK_TCK"
+        )
+        return wall, cpu, db.stat().st_size / 1e6
+
+
 def fleet_seq(payload: bytes) -> int:
     """The seq of an event payload."""
     seq: int = json.loads(payload)["seq"]
@@ -384,6 +423,7 @@ def main() -> int:
                 ingest[n], peak = ledger_ingest(root, pg, broker, run_fleet, run_events, n)
                 hwm = max(hwm, peak)
             lat = latency(root, pg, broker, Fleet())
+        save_wall, save_cpu, save_mb = autosave_cost(root)
     print(f"  (1) bare COPY into PostgreSQL         : {copy_rate:10,.0f} rows/s")
     for p in (1, 2):
         print(f"  (2) bare verify, {p} process(es)       : {verify[p]:10,.0f} events/s")
@@ -400,6 +440,10 @@ def main() -> int:
             f" ({len(lat)} events; target p99 <= 100 ms)"
         )
     print(f"  (5) consumer peak RSS (VmHWM)         : {hwm / 1024:.1f} MB")
+    print(
+        f"  (6) mosquitto save, 100k events queued : {1000 * save_wall:.0f} ms wall,"
+        f" {1000 * save_cpu:.0f} ms CPU, {save_mb:.1f} MB file (central.conf: every 10 s)"
+    )
     return 0
 
 
