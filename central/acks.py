@@ -17,7 +17,6 @@ period, not once per consumer.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import time
@@ -164,10 +163,7 @@ class Downlink:
         deadline = time.monotonic() + PUBACK_WAIT
         done = []
         for site, device, n, delivery in due:
-            # Not connected now (RuntimeError): paho re-sends it on reconnect; the sweep checks.
-            with contextlib.suppress(RuntimeError, ValueError):
-                delivery.wait_for_publish(max(0.0, deadline - time.monotonic()))
-            if delivery.is_published():
+            if _published(delivery, max(0.0, deadline - time.monotonic())):
                 done.append((site, device, n))
         return done
 
@@ -219,6 +215,17 @@ class Downlink:
                     ([s for s, _, _ in sent], [d for _, d, _ in sent], [r for _, _, r in sent]),
                 )
             self.resends_sent += len(sent)
+
+
+def _published(delivery: Delivery, timeout: float) -> bool:
+    """True once the broker took it. paho raises RuntimeError from both calls while it is not
+    connected: the message is then not (yet) sent; paho re-sends it on reconnect, and what
+    the database still shows as due is published again by the sweep."""
+    try:
+        delivery.wait_for_publish(timeout)
+        return delivery.is_published()
+    except (RuntimeError, ValueError):
+        return False
 
 
 def _spans(ranges: Sequence[tuple[int, int]]) -> str:

@@ -213,7 +213,10 @@ class Consumer:
             client.tls_set_context(client_context(cfg.ca_file, cfg.cert_file, cfg.key_file))
         if cfg.username:
             client.username_pw_set(cfg.username, cfg.password or None)
-        client.reconnect_delay_set(1, max(1, int(cfg.backoff_max)))
+        # Back quickly after a broker restart: mosquitto (2.0.11) does not restore shared
+        # subscriptions from its persistence, so until a consumer subscribes again the devices'
+        # events reach no one.
+        client.reconnect_delay_set(0.1, cfg.backoff_max)  # type: ignore[arg-type]  # floats work
         client.max_inflight_messages_set(20)  # our own publishes: acks, resends
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
@@ -455,14 +458,17 @@ class Consumer:
         del self.stored.alerts[:-100]  # the running totals keep only the latest alerts
 
     def _guarded(self, step: Any) -> None:
-        """Run a downlink step; a database or broker hiccup there is retried by the sweep."""
+        """Run a downlink step (acks, resend sweep). Whatever goes wrong there is logged and
+        retried by the next sweep: it never stops the consumer, which has already stored and
+        acknowledged the batch."""
         try:
             step()
         except (psycopg.OperationalError, ledger.LedgerError) as exc:
             log.warning("ledger: downlink step failed (%s); the sweep retries", exc)
             self._reconnect_db()
-        except psycopg.Error as exc:
-            log.error("ledger: downlink step failed: %s", exc)
+        except Exception as exc:
+            log.error("ledger: downlink step failed (%s); the sweep retries", exc)
+            log.debug("downlink step failure", exc_info=exc)
 
     def _reconnect_db(self) -> None:
         conn = self._conn

@@ -114,11 +114,12 @@ class LocalPostgres:
         while True:
             try:
                 psycopg.connect(self.dsn("postgres"), connect_timeout=2).close()
-                return
             except psycopg.OperationalError:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.05)
+            else:
+                return
 
     def dsn(self, database: str = "postgres") -> str:
         """A connection string for `database` as the superuser."""

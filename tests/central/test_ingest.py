@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import random
+import time
 
+from agent.records.signing import sign_event
 from agent.records.verify import public_key_from_b64, verify_chain, verify_signature
 from central import ledger
 from hardware_sim.subscriber import Recorder
@@ -20,8 +23,6 @@ from tests.central.conftest import (
 
 
 def _central_key(run) -> str:  # type: ignore[no-untyped-def]
-    import base64
-
     key = run.consumer.key.public_key().public_bytes_raw()
     return base64.b64encode(key).decode()
 
@@ -75,8 +76,6 @@ def test_forged_replayed_and_unenrolled_are_kept_apart_reported_and_not_acked(
     forger.seq, forger.head = 3, dev.head
     forged = forger.event()  # seq 4, signed with the wrong key
     replay_body = dev.body(2, "0" * 64)  # seq 2 again, different content, valid signature
-    from agent.records.signing import sign_event
-
     replayed = sign_event(replay_body, dev.key).payload
     publisher.send(dev.topic(), [forged, replayed])
     publisher.send(stranger.topic(), stranger.events(2))
@@ -155,8 +154,6 @@ def test_a_broken_prev_link_is_kept_apart_whichever_of_the_two_arrives_second(
     run_ledger()
     events = dev.events(6)
     # seq 4 signed by the device but chained to a made-up predecessor
-    from agent.records.signing import sign_event
-
     bad4 = sign_event(dev.body(4, "ab" * 32), dev.key).payload
     publisher.send(dev.topic(), [events[4], events[5]])  # 5, 6 first: nothing to check yet
     assert wait_until(lambda: stored_seqs(db, dev) == [5, 6])
@@ -239,3 +236,30 @@ def test_device_rejects_alerts_and_reports_are_stored_once(
         ("reject", "commodity_barcode", reject),
         ("report", None, report),
     ]
+
+
+def test_a_broker_gone_while_acks_and_resends_are_due_never_stops_the_consumer(
+    db: ledger.Connection, run_ledger, publisher: Publisher, ledger_broker
+) -> None:
+    dev = TestDevice()
+    enroll(db, dev)
+    run = run_ledger()
+    events = dev.events(10)
+    publisher.send(dev.topic(), events[:3] + events[5:])  # 4..5 missing: a resend is due
+    assert wait_until(lambda: progress(db, dev) == (3, 10))
+    assert ledger_broker.proc is not None
+    ledger_broker.proc.kill()  # the sweep now publishes into a dead connection
+    ledger_broker.proc.wait()
+    ledger_broker.proc = None
+    assert wait_until(lambda: not run.consumer.connected.is_set())
+    assert not wait_until(lambda: not run.thread.is_alive(), timeout=3.0)
+    ledger_broker.start()
+    assert run.consumer.connected.wait(15)
+    time.sleep(0.5)  # subscribed again (mosquitto does not persist shared subscriptions)
+    again = Publisher(ledger_broker.port)
+    try:
+        again.send(dev.topic(), events[3:5])
+    finally:
+        again.close()
+    assert wait_until(lambda: progress(db, dev) == (10, 10))
+    assert run.failure is None

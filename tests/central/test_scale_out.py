@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+from agent.records.signing import sign_event
 from central import ledger
 from central.config import load
 from hardware_sim.broker import LocalBroker
@@ -53,8 +54,6 @@ def _traffic() -> tuple[list[TestDevice], list[tuple[str, bytes]], list[tuple[st
         messages += [(d.topic(), e) for e in events]
         messages += [(d.topic(), e) for e in events[::7]]  # at-least-once duplicates
     random.Random(5).shuffle(messages)
-    from agent.records.signing import sign_event
-
     d0 = devices[0]
     replay = sign_event(d0.body(10, "0" * 64), d0.key).payload
     forger = TestDevice("dev-1", seed=99)
