@@ -32,7 +32,8 @@ from central import ledger
 
 log = logging.getLogger(__name__)
 
-PUBACK_WAIT: Final = 5.0  # seconds a consumer waits for the broker to take an ack
+#: seconds a consumer waits for the broker to take an ack (short: SIGTERM must end in 5 s)
+PUBACK_WAIT: Final = 2.0
 REPUBLISH_AFTER: Final = 1.0  # an unchanged ack is sent again at most this often per device
 MAX_RANGES: Final = 64  # ranges in one resend request (the rest follow once these are filled)
 SWEEP_LIMIT: Final = 100  # devices per sweep transaction

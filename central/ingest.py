@@ -65,7 +65,7 @@ log = logging.getLogger(__name__)
 
 SWEEP_EVERY: Final = 1.0  # seconds between acks/resend sweeps
 KEY_RECHECK: Final = 5.0  # seconds before an unknown device's key is looked up again
-_DRAIN_ON_STOP: Final = 2.0  # seconds to keep storing what is still arriving after SIGTERM
+_DRAIN_ON_STOP: Final = 1.5  # seconds to keep storing what is still arriving after SIGTERM
 _MAX_SLOTS: Final = 1000
 #: Fewer messages than this are verified on the consumer's own thread: handing a few to a
 #: helper thread costs about what it saves.
@@ -300,7 +300,7 @@ class Consumer:
             self._leave()
         finally:
             self._batches.put(None)
-            storer.join(_DRAIN_ON_STOP + 1.0)
+            storer.join(_DRAIN_ON_STOP)
             client.disconnect()
             client.loop_stop()
             self._close_db()

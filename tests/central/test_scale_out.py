@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from central import ledger
 from central.config import load
 from hardware_sim.broker import LocalBroker
 from hardware_sim.postgres import LocalPostgres
+from hardware_sim.subscriber import Recorder
 from tests.central.conftest import (
     LedgerThread,
     Publisher,
@@ -72,6 +74,7 @@ def test_two_consumers_give_the_same_ledger_as_one(
         enroll(conn, *devices)
         config = load(write_config(tmp_path / f"c{consumers}", dsn, ledger_broker.port))
         runs = [LedgerThread(config).start() for _ in range(consumers)]
+        acks = Recorder("127.0.0.1", ledger_broker.port, "tracescan/v1/+/+/cmd/ack")
         assert len({r.consumer.client_id for r in runs}) == consumers
         pub = Publisher(ledger_broker.port)
         try:
@@ -86,7 +89,22 @@ def test_two_consumers_give_the_same_ledger_as_one(
             assert wait_until(lambda conn=conn: count(conn, "SELECT count(*) FROM alerts") == 2)
             if consumers == 2:  # both really took part
                 assert all(r.consumer.stored.events > 0 for r in runs)
+            # Acks of several consumers never go backwards, and end where the ledger is.
+            assert acks.wait_for(
+                lambda r: (
+                    sum(json.loads(m.payload)["through"] == 300 for m in r.messages if not m.retain)
+                    >= 3
+                )
+            )
+            live = [m for m in acks.messages if not m.retain]  # not the first run's retained acks
+            for d in devices:
+                mine = [
+                    json.loads(m.payload)["through"] for m in live if f"/{d.device}/" in m.topic
+                ]
+                assert mine == sorted(mine)
+                assert mine[-1] == 300
         finally:
+            acks.close()
             pub.close()
             for r in runs:
                 r.stop()
