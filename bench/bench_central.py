@@ -269,10 +269,30 @@ def _vmhwm_kb(pid: int) -> int:
     return 0
 
 
+def _cpu_seconds(pid: int) -> float:
+    """utime + stime of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _children_cpu(parent: int) -> float:
+    """CPU seconds of a process's live children (PostgreSQL's backends and workers)."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == parent:
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 def ledger_ingest(
     root: Path, pg: LocalPostgres, broker: LocalBroker, fleet: Fleet, events: list, n: int
-) -> tuple[float, int]:
-    """Events per second stored by `n` consumers draining a queued backlog; peak RSS (kB)."""
+) -> tuple[float, int, dict[str, float]]:
+    """Events per second stored by `n` consumers draining a queued backlog; peak RSS (kB);
+    CPU µs per event of the consumers, PostgreSQL and mosquitto during the drain."""
     dsn = pg.create_database(f"ingest_{n}")
     config = root / f"central-{n}.toml"
     # a shared-subscription group of its own: the other runs' sessions stay apart
@@ -284,11 +304,21 @@ def ledger_ingest(
     time.sleep(2.0)
     _stop(procs)
     _publish_all(broker.port, events)  # queued at the broker for the stopped sessions
+    assert pg.proc is not None
+    assert broker.proc is not None
+    pg_before = _children_cpu(pg.proc.pid) + _cpu_seconds(pg.proc.pid)
+    mosquitto_before = _cpu_seconds(broker.proc.pid)
     procs = _consumers(config, n)
     rate = _wait_stored(dsn, len(events))
     hwm = max(_vmhwm_kb(p.pid) for p in procs)
+    # Backends of idle connections exit with their consumers: read before stopping them.
+    cpu = {
+        "consumers": sum(_cpu_seconds(p.pid) for p in procs),
+        "PostgreSQL": _children_cpu(pg.proc.pid) + _cpu_seconds(pg.proc.pid) - pg_before,
+        "mosquitto": _cpu_seconds(broker.proc.pid) - mosquitto_before,
+    }
     _stop(procs)
-    return rate, hwm
+    return rate, hwm, {k: 1e6 * v / len(events) for k, v in cpu.items()}
 
 
 # --- (4) latency -------------------------------------------------------------------------
@@ -415,12 +445,13 @@ def main() -> int:
             copy_rate = bare_copy(pg.create_database("bare"), events)
             verify = {p: bare_verify(events, fleet.pubkeys(), p) for p in (1, 2)}
             ingest = {}
+            cpu = {}
             hwm = 0
             for n in (1, 2):
                 # each run gets devices of its own, so the ledger starts empty
                 run_fleet = Fleet()
                 run_events = run_fleet.batch(N)
-                ingest[n], peak = ledger_ingest(root, pg, broker, run_fleet, run_events, n)
+                ingest[n], peak, cpu[n] = ledger_ingest(root, pg, broker, run_fleet, run_events, n)
                 hwm = max(hwm, peak)
             lat = latency(root, pg, broker, Fleet())
         save_wall, save_cpu, save_mb = autosave_cost(root)
@@ -432,6 +463,11 @@ def main() -> int:
             f"  (3) ledger ingest, {n} consumer(s)     : {ingest[n]:10,.0f} events/s"
             f"   = {ingest[n] / verify[n]:.2f}x bare verify ({n}p), target >= 0.7;"
             f" {ingest[n] / copy_rate:.2f}x bare COPY"
+        )
+        print(
+            "      CPU per event: "
+            + ", ".join(f"{k} {v:.0f} µs" for k, v in cpu[n].items())
+            + f" (bare verify: {1e6 / verify[1]:.0f} µs)"
         )
     if lat:
         print(
