@@ -104,13 +104,13 @@ def gather(conn: ledger.Connection, day: dt.date | None, tz: str) -> dict[str, A
             if site is None or device is None:
                 unattributed_alerts += n
                 continue
-            entry(site, device)["days"][d.isoformat()]["alerts"][kind] = n
+            entry(site, device)["days"][d.isoformat()]["alerts_by_kind"][kind] = n
     out = []
     for key in sorted(devices):
         e = devices[key]
         days = [{"day": d, **_finish(v)} for d, v in sorted(e.pop("days").items())]
         totals = _finish(_total(days))
-        out.append({**e, **totals, "days": days})
+        out.append({**e, "confirmed_through": e["through"], **totals, "days": days})
     return {
         "day": day.isoformat() if day else None,
         "timezone": tz,
@@ -127,7 +127,7 @@ def _empty_day() -> dict[str, Any]:
         "rejects_by_reason": {},
         "conflicts": 0,
         "kept_apart": {},
-        "alerts": {},
+        "alerts_by_kind": {},
     }
 
 
@@ -136,16 +136,21 @@ def _total(days: list[dict[str, Any]]) -> dict[str, Any]:
     for d in days:
         for k in ("events", "rejects", "conflicts"):
             total[k] += d[k]
-        for k in ("by_op", "rejects_by_reason", "kept_apart", "alerts"):
+        for k in ("by_op", "rejects_by_reason", "kept_apart", "alerts_by_kind"):
             for name, n in d[k].items():
                 total[k][name] = total[k].get(name, 0) + n
     return total
 
 
 def _finish(day: dict[str, Any]) -> dict[str, Any]:
-    """Add the scan rate (accepted ÷ attempts, the provincial plans' 95–100 % figure)."""
+    """Add the scan rate (accepted ÷ attempts, the provincial plans' 95–100 % figure) and the
+    alert count."""
     attempts = day["events"] + day["rejects"]
-    return {**day, "scan_rate": round(day["events"] / attempts, 4) if attempts else None}
+    return {
+        **day,
+        "scan_rate": round(day["events"] / attempts, 4) if attempts else None,
+        "alerts": sum(day["alerts_by_kind"].values()),
+    }
 
 
 def _counts(named: dict[str, int]) -> str:
@@ -170,14 +175,14 @@ def render(figures: dict[str, Any]) -> str:
             lines.append(
                 f"  {day['day']:<10} {day['events']:>8} {day['rejects']:>8} {rate:>10}"
                 f" {day['conflicts']:>10} {sum(day['kept_apart'].values()):>11}"
-                f" {sum(day['alerts'].values()):>7}"
+                f" {day['alerts']:>7}"
             )
         lines.append(f"  rejects by reason: {_counts(d['rejects_by_reason'])}")
         if d["kept_apart"]:
             lines.append(f"  kept apart: {_counts(d['kept_apart'])}")
         if d["alerts"]:
             label = {"returned_to_market": "回流 returned_to_market"}
-            named = {label.get(k, k): v for k, v in d["alerts"].items()}
+            named = {label.get(k, k): v for k, v in d["alerts_by_kind"].items()}
             lines.append(f"  alerts: {_counts(named)}")
     un = figures["unattributed"]
     if un["kept_apart"] or un["alerts"]:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from agent.records.envelope import rfc3339
-from central import ledger
+from central import ledger, report
 from tests.central.conftest import Publisher, TestDevice, count, enroll, progress, wait_until
 
 CODE = "81234560000012341234"
@@ -79,3 +81,26 @@ def test_an_undone_sale_does_not_count_and_same_device_repeats_are_the_devices_r
     publisher.send(b.topic(), [b.event(op="sale", code=CODE, ts=rfc3339(T0 + 3))])
     assert wait_until(lambda: count(db, "SELECT count(*) FROM alerts") == 1)
     assert _kinds(db)[0][:3] == ("returned_to_market", "dev-b", 1)
+
+
+def test_the_report_counts_the_alert_per_device_and_day_and_names_it(
+    db: ledger.Connection, run_ledger, publisher: Publisher
+) -> None:
+    a, b = TestDevice("dev-a", seed=1), TestDevice("dev-b", seed=2)
+    enroll(db, a, b)
+    run_ledger()
+    publisher.send(a.topic(), [a.event(op="sale", code=CODE)])
+    publisher.send(b.topic(), [b.event(op="sale", code=CODE)])
+    publisher.send(b.topic("reject"), [b.record("reject", reason="commodity_barcode")])
+    assert wait_until(lambda: count(db, "SELECT count(*) FROM alerts") == 1)
+    assert wait_until(lambda: count(db, "SELECT count(*) FROM device_records") == 1)
+    figures = report.gather(db, dt.datetime.now(dt.UTC).date(), "UTC")
+    by_device = {d["device"]: d for d in figures["devices"]}
+    flagged = by_device["dev-b"]
+    assert (flagged["events"], flagged["confirmed_through"], flagged["alerts"]) == (1, 1, 1)
+    assert flagged["alerts_by_kind"] == {"returned_to_market": 1}
+    assert flagged["days"][0]["alerts"] == 1
+    assert flagged["rejects_by_reason"] == {"commodity_barcode": 1}
+    assert flagged["scan_rate"] == 0.5
+    assert by_device["dev-a"]["alerts"] == 0
+    assert "回流 returned_to_market 1" in report.render(figures)
