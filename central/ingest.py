@@ -354,7 +354,8 @@ class Consumer:
 
     def _sweep(self) -> None:
         assert self._downlink is not None
-        self._downlink.sweep()
+        if self.connected.is_set():  # offline, acks would only wait for a PUBACK that never comes
+            self._downlink.sweep()
 
     def _handle(self, batch: Sequence[Arrival], classified: Sequence[Classified]) -> None:
         """Store, acknowledge to the broker, publish acks. Retries a batch the database could
@@ -387,7 +388,8 @@ class Consumer:
 
     def _acknowledge(self, stored: ledger.Stored) -> None:
         assert self._downlink is not None
-        self._downlink.acknowledge(stored.advanced.keys(), stored.stale)
+        if self.connected.is_set():  # else the sweep sends them once connected again
+            self._downlink.acknowledge(stored.advanced.keys(), stored.stale)
 
     def _verify(self, batch: Sequence[Arrival]) -> list[Classified]:
         """Classify a batch, verifying signatures on this thread and on helper threads.
