@@ -159,6 +159,11 @@ def signing_key(key_dir: Path) -> Ed25519PrivateKey:
                 pass  # another process created it first: use theirs
             finally:
                 tmp.unlink()
+            dfd = os.open(key_dir, os.O_RDONLY)  # the new name survives a power cut
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
         return Ed25519PrivateKey.from_private_bytes(_read_secret(path))
     except OSError as exc:
         raise KeyStoreError(f"{key_dir}: {exc.strerror or exc}") from exc
