@@ -307,8 +307,33 @@ def test_after_a_broker_loss_the_device_resends_and_the_ledger_is_complete(rig: 
 
     try:
         confirmed, _ = _lose_unsaved_events(rig, downlink)
-        assert wait_until(lambda: rig.through() == confirmed, timeout=15)
+        assert wait_until(lambda: rig.through() == confirmed, timeout=8)  # resend answered
         rig.assert_complete(confirmed)
     finally:
         for r in made:
             r.close()
+
+
+@pytest.mark.xfail(strict=True, reason="device side of resend not built yet")
+def test_events_published_before_the_ledger_subscribes_again_after_a_broker_restart_arrive(
+    rig: Rig,
+) -> None:
+    # mosquitto 2.0.11 does not restore shared subscriptions from its persistence: after a
+    # restart, what devices publish before a consumer subscribes again reaches no one. Only the
+    # device re-publishing what central has not acknowledged (SPEC "Device side") closes it.
+    rig.start_agent()
+    consumer = rig.consumer()
+    time.sleep(1.0)
+    codes = unit_codes(50)
+    confirmed = _scan(rig, codes[:20])
+    assert wait_until(lambda: rig.through() == confirmed)
+    consumer.terminate()
+    rig.broker.stop()  # a clean stop: mosquitto saves everything it keeps
+    rig.broker.start()
+    confirmed = _scan(rig, codes[20:40])
+    assert wait_until(lambda: rig.unsent() == 0)
+    rig.consumer()
+    time.sleep(1.0)
+    confirmed = _scan(rig, codes[40:])
+    assert wait_until(lambda: rig.through() == confirmed, timeout=8)  # resend answered
+    rig.assert_complete(confirmed)
