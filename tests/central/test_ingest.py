@@ -28,7 +28,7 @@ def _central_key(run) -> str:  # type: ignore[no-untyped-def]
 
 
 def test_events_out_of_order_with_duplicates_are_stored_once_and_acked_signed(
-    db: ledger.Connection, run_ledger, publisher: Publisher, downlink: Recorder
+    db: ledger.Connection, run_ledger, publisher: Publisher, downlink: Recorder, ledger_broker
 ) -> None:
     dev = TestDevice()
     enroll(db, dev)
@@ -54,6 +54,15 @@ def test_events_out_of_order_with_duplicates_are_stored_once_and_acked_signed(
     assert set(last) == {"v", "site", "device", "through", "ts", "sig"}
     assert (last["v"], last["site"], last["device"]) == (1, dev.site, dev.device)
     assert downlink.on("resend") == []
+    # retained: a device that connects later (with a clean session) is told at once
+    later = Recorder("127.0.0.1", ledger_broker.port, dev.topic("cmd/ack"))
+    try:
+        assert later.wait_for(lambda r: len(r.messages) == 1)
+        (kept,) = later.messages
+        assert kept.retain
+        assert json.loads(kept.payload)["through"] == 200
+    finally:
+        later.close()
 
 
 def _kept_apart(db: ledger.Connection) -> dict[str, int]:
