@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
-SRC := agent drivers hardware_sim
+SRC := agent central drivers hardware_sim
 
 .PHONY: demo test lint format bench system-deps venv clean install uninstall
 

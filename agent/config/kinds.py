@@ -90,9 +90,16 @@ class Text(Kind[str]):
 
 
 class Secret(Text):
-    """A string never shown: a password or a token."""
+    """A string never shown: a password, a token, a connection string carrying one."""
 
     secret = True
+
+    def read(self, raw: object, base: Path) -> str:
+        if not isinstance(raw, str):
+            raise Invalid(f"must be a string, got {type_name(raw)}")
+        if self.pattern is not None and not self.pattern.fullmatch(raw):
+            raise Invalid(f"must match {self.pattern.pattern} (the value is not shown)")
+        return raw
 
     def show(self, value: str) -> object:
         return "***" if value else ""

@@ -38,12 +38,19 @@ def public_key_from_b64(text: str) -> Ed25519PublicKey:
 
 def verify_signature(obj: dict[str, Any], key: Ed25519PublicKey) -> bool:
     """True when `obj['sig']` signs the canonical bytes of `obj` without `sig`."""
+    return verified_bytes(obj, key) is not None
+
+
+def verified_bytes(obj: dict[str, Any], key: Ed25519PublicKey) -> bytes | None:
+    """The signed bytes of `obj` (canonical, without `sig`) when `obj['sig']` signs them, else
+    None: a verifier that also needs the chain hash serialises the record once."""
     body = {k: v for k, v in obj.items() if k != "sig"}
+    signed = canonical(body)
     try:
-        key.verify(base64.b64decode(str(obj.get("sig", "")), validate=True), canonical(body))
+        key.verify(base64.b64decode(str(obj.get("sig", "")), validate=True), signed)
     except (InvalidSignature, binascii.Error, ValueError):
-        return False
-    return True
+        return None
+    return signed
 
 
 def verify_chain(

@@ -139,6 +139,36 @@ def _ensure(path: Path, *, create: bool) -> None:
         _write_secret(path, os.urandom(KEY_BYTES))
 
 
+def signing_key(key_dir: Path) -> Ed25519PrivateKey:
+    """One Ed25519 signing key in `key_dir`, kept like the device's (0700 dir, 0600 file),
+    created on first use; the central ledger keeps its key this way.
+
+    Several processes may start at once (ledger consumers): the key is published with a hard
+    link, which fails if another process got there first, so all of them use the same key.
+    """
+    path = key_dir / SIGNING_FILE
+    try:
+        key_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _check_private(key_dir, is_dir=True)
+        if not path.exists():
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            _write_secret(tmp, Ed25519PrivateKey.generate().private_bytes_raw())
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                pass  # another process created it first: use theirs
+            finally:
+                tmp.unlink()
+            dfd = os.open(key_dir, os.O_RDONLY)  # the new name survives a power cut
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
+        return Ed25519PrivateKey.from_private_bytes(_read_secret(path))
+    except OSError as exc:
+        raise KeyStoreError(f"{key_dir}: {exc.strerror or exc}") from exc
+
+
 def rotate_data_key(key_dir: Path) -> int:
     """Add a new data key; new records use it, older records keep opening with theirs."""
     ring = load(key_dir, create=False)
