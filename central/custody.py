@@ -7,7 +7,9 @@ neighbours in time among that code's sales and customer returns are looked at, o
 A sale at the *same* device again is the device's own rule (it refuses `already_recorded`, or
 allows the parts of a split pack), so only a neighbour at another device raises the alert.
 An undo (`fields.void_of`) takes the voided sale out of the comparison; an alert raised before
-the undo or a late-arriving return stays in the record.
+the undo or a late-arriving return stays in the record. Custody is kept per *pack* (the
+`custody.code` column holds `VerifiedEvent.pack`, the device's `pack_identity`): a GS1 pack is
+its GTIN and serial however the code was spelled.
 """
 
 from __future__ import annotations
@@ -80,13 +82,13 @@ def record(
     relevant = [e for e in events if e.op in RELEVANT]
     if not relevant:
         return
-    lock_all(cur, LOCK_CODE, [e.code for e in relevant])
+    lock_all(cur, LOCK_CODE, [e.pack for e in relevant])
     cur.execute(
         "INSERT INTO custody (code, ts, op, site, device, seq, void_of)"
         " SELECT * FROM unnest(%b::text[], %b::timestamptz[], %b::text[], %b::text[],"
         " %b::text[], %b::int8[], %b::int8[]) ON CONFLICT DO NOTHING",
         (
-            [e.code for e in relevant],
+            [e.pack for e in relevant],
             [e.ts for e in relevant],
             [e.op for e in relevant],
             [e.site for e in relevant],
@@ -112,7 +114,7 @@ def record(
 
 def _columns(sales: Sequence[VerifiedEvent]) -> tuple[list[Any], ...]:
     return (
-        [e.code for e in sales],
+        [e.pack for e in sales],
         [e.ts for e in sales],
         [e.site for e in sales],
         [e.device for e in sales],

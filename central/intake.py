@@ -24,10 +24,11 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, get_args
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from agent.codes.model import Kind, pack_identity
 from agent.records.envelope import ZERO_HASH
 from agent.records.verify import verified_bytes
 from agent.rules.operations import OPERATIONS
@@ -73,6 +74,8 @@ class VerifiedEvent:
     level: str
     ts: dt.datetime
     void_of: int | None  # an undo: the seq whose scan this event voids
+    #: the physical pack, however its code was spelled (a GS1 pack: GTIN + serial)
+    pack: str = ""
 
     @property
     def key(self) -> tuple[str, str, int]:
@@ -261,4 +264,13 @@ def classify(prefix: str, arrival: Arrival, keys: KeyLookup, max_payload: int) -
         level=obj["level"],
         ts=ts,
         void_of=void_of if isinstance(void_of, int) and not isinstance(void_of, bool) else None,
+        pack=_pack(obj),
     )
+
+
+def _pack(obj: dict[str, Any]) -> str:
+    """The pack an event is about: the device's own rule (`pack_identity`), so one GS1 pack
+    sold once as its DataMatrix and once as its Digital Link QR is one pack here too."""
+    fields = {k: v for k, v in obj["fields"].items() if isinstance(v, str | bool | int)}
+    kind = obj["kind"]
+    return pack_identity(kind if kind in get_args(Kind) else "unknown", obj["code"], fields)

@@ -259,6 +259,8 @@ class TestDevice:
         code = fields.pop("code", None) or next(self.codes)
         op = fields.pop("op", "dispense")
         ts = fields.pop("ts", None) or rfc3339(time.time())
+        kind = fields.pop("kind", "cn20")
+        extra = {"product_code": code[:7]} if kind == "cn20" else {}
         return {
             "v": 1,
             "id": f"{self.device}-{next(self._ids)}",
@@ -267,9 +269,9 @@ class TestDevice:
             "seq": seq,
             "op": op,
             "code": code,
-            "kind": "cn20",
+            "kind": kind,
             "level": "unit",
-            "fields": {"product_code": code[:7], **fields},
+            "fields": {**extra, **fields},
             "ts": ts,
             "doc": None,
             "prev": prev,

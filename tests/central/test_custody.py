@@ -112,3 +112,19 @@ def test_the_report_counts_the_alert_per_device_and_day_and_names_it(
     assert flagged["scan_rate"] == 0.5
     assert by_device["dev-a"]["alerts"] == 0
     assert "回流 returned_to_market 1" in report.render(figures)
+
+
+def test_a_gs1_pack_sold_as_its_datamatrix_and_as_its_digital_link_is_one_pack(
+    db: ledger.Connection, run_ledger: RunLedger, publisher: Publisher
+) -> None:
+    a, b = TestDevice("dev-a", seed=1), TestDevice("dev-b", seed=2)
+    enroll(db, a, b)
+    run_ledger()
+    pack = {"kind": "gs1", "gtin": "06901234567892", "serial": "SN9"}
+    matrix = "01069012345678921728123110LOT1\x1d21SN9"
+    link_text = "010690123456789221SN9\x1d1728123110LOT1"  # the same pack, another order
+    publisher.send(a.topic(), [a.event(op="sale", code=matrix, ts=rfc3339(T0), **pack)])
+    assert wait_until(lambda: progress(db, a) == (1, 1))
+    publisher.send(b.topic(), [b.event(op="sale", code=link_text, ts=rfc3339(T0 + 60), **pack)])
+    assert wait_until(lambda: count(db, "SELECT count(*) FROM alerts") == 1)
+    assert _kinds(db)[0][:3] == ("returned_to_market", "dev-b", 1)
