@@ -20,9 +20,13 @@ WRONG = {
     "drivers/wrong_agent.py": "from agent.config import Config\n",  # a driver reaching up
     "agent/ops/wrong_root.py": "import agent.daemon\n",  # someone importing the root
     "agent/store/wrong_layer.py": "from agent.service import writer\n",  # a lower layer upwards
+    "agent/ops/wrong_central.py": "import central.ledger\n",  # the device reaching the ledger
+    "central/wrong_device.py": "from agent.service import pipeline\n",  # the ledger reaching in
 }
 CONTRACTS = [
     "agent's layers import only the layers below them",
+    "the device never imports the central ledger",
+    "the ledger never reaches into the device's writer or scanners",
     "codes and rules are pure: nothing that does I/O, keeps time or touches state",
     "drivers import only the scan contract, nothing of the agent",
     "only the store imports sqlite3",
@@ -31,7 +35,7 @@ CONTRACTS = [
 
 
 def _copy(dest: Path) -> None:
-    for package in ("agent", "drivers"):
+    for package in ("agent", "central", "drivers"):
         shutil.copytree(
             ROOT / package, dest / package, ignore=shutil.ignore_patterns("__pycache__")
         )
