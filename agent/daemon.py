@@ -107,8 +107,9 @@ class Agent:
         )
         self._load_master_files()
         key = config.central.public_key
+        central_key = public_key_from_b64(key) if key else None
         self.master_gate = MasterGate(
-            public_key_from_b64(key) if key else None,
+            central_key,
             allow_unsigned=config.masterdata.allow_unsigned,
             site=config.device.site,
             device=config.device.id,
@@ -124,6 +125,10 @@ class Agent:
             on_master=self._master,
             on_tampered=self._tampered,
             status_extra=self._status_extra,
+            central_key=central_key,
+            ack_timeout=config.central.ack_timeout,
+            on_confirmed=self.writer.confirmed,
+            on_refused=self._refused_command,
         )
         self.writer.listeners.append(self.uplink)
         #: One thread per scanner; `t.state.snapshot()` says whether its device is there.
@@ -137,7 +142,7 @@ class Agent:
         self.api: LocalApi | None = None
         if config.api.enabled:
             status = LiveStatus(
-                StatusSource(data_dir, self.sealer),
+                StatusSource(data_dir, self.sealer, central=central_key is not None),
                 config.status,
                 self.writer,
                 online=self.uplink.connected.is_set,
@@ -196,17 +201,25 @@ class Agent:
         try:
             value = self.master_gate.open(path, payload)
         except (Refused, MasterDataError) as exc:
-            digest = hashlib.sha256(path.encode() + b"\0" + payload).digest()
-            if digest in self._refused:
-                return  # the same retained message again, on a reconnect: already raised
-            if len(self._refused) >= _REFUSED_REMEMBERED:
-                self._refused.clear()
-            self._refused.add(digest)
-            text = f"master data on {origin} refused: {exc}"
-            log.warning("%s", text)
-            self.writer.inbox.put(RaiseAlert(text=text))
+            self._refused_downlink(origin, payload, f"master data on {origin} refused: {exc}")
             return
         self.writer.inbox.put(ApplyMasterData(value=value, source="central", origin=origin))
+
+    def _refused_downlink(self, origin: str, payload: bytes, why: str) -> None:
+        """A message from the network that must not be applied (uplink thread): a WARNING and
+        a signed alert, once per distinct message (a retained one comes again on reconnects)."""
+        digest = hashlib.sha256(origin.encode() + b"\0" + payload).digest()
+        if digest in self._refused:
+            return
+        if len(self._refused) >= _REFUSED_REMEMBERED:
+            self._refused.clear()
+        self._refused.add(digest)
+        log.warning("%s", why)
+        self.writer.inbox.put(RaiseAlert(text=why))
+
+    def _refused_command(self, topic: str, payload: bytes, why: str) -> None:
+        """A `cmd/ack` or `cmd/resend` that is not the pinned central key's (uplink thread)."""
+        self._refused_downlink(topic, payload, f"central command on {topic} refused: {why}")
 
     def _status_extra(self) -> dict[str, Any]:
         """What the retained online status says besides the buffer (uplink thread): the

@@ -117,6 +117,16 @@ def config_file(home: Path, **kwargs: Any) -> Path:
     return write_config(home / "agent.toml", agent_config(home, **kwargs))
 
 
+def wait_until(predicate: Callable[[], bool], timeout: float = 20.0, step: float = 0.05) -> bool:
+    """Poll `predicate` every `step` seconds until it holds; its last value after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(step)
+    return bool(predicate())
+
+
 class Collect:
     """A feedback output that keeps what the worker would be told."""
 

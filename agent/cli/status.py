@@ -108,5 +108,11 @@ def _from_store(config: Config) -> dict[str, Any] | None:
     if record_store(config) is None:
         return None
     ring = keys.load(config.device.key_dir, create=False)
-    st = gather(config.device.data_dir, Sealer(ring.data), config.status, time.time())
+    st = gather(
+        config.device.data_dir,
+        Sealer(ring.data),
+        config.status,
+        time.time(),
+        central=bool(config.central.public_key),
+    )
     return st.as_dict()

@@ -19,6 +19,10 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 log = logging.getLogger(__name__)
 
+UNSENT_DOC = (
+    "records not yet done: the broker's PUBACK, or the central ledger's ack when one is set"
+)
+
 
 class StatusCollector(Collector):
     """Turns one `status` dict (see `agent.status.Status.as_dict`) into gauges per scrape."""
@@ -31,7 +35,7 @@ class StatusCollector(Collector):
         st = self.figures()
         online = st.get("online")
         yield _gauge("tracescan_online", "1 when the uplink is connected", 1.0 if online else 0.0)
-        yield _gauge("tracescan_unsent_records", "records waiting for a PUBACK", st["unsent"])
+        yield _gauge("tracescan_unsent_records", UNSENT_DOC, st["unsent"])
         yield _gauge(
             "tracescan_oldest_unsent_seconds",
             "age of the oldest unsent record",
@@ -48,13 +52,28 @@ class StatusCollector(Collector):
             "uploaded": "accepted scans acknowledged by the broker",
             "scan_rate": "accepted / (accepted + refused)",
             "upload_rate": "uploaded / accepted",
+            "confirmed": "accepted scans acknowledged by the central ledger",
+            "confirm_rate": "confirmed / accepted",
         }
         for key, doc in per_op.items():
             fam = GaugeMetricFamily(f"tracescan_{key}", doc, labels=["op"])
             for op, figs in sorted(st["operations"].items()):
-                if figs[key] is not None:
+                if figs.get(key) is not None:
                     fam.add_metric([op], float(figs[key]))
             yield fam
+        if st.get("confirmed_through") is not None or any(
+            f.get("confirmed") is not None for f in st["operations"].values()
+        ):
+            yield _gauge(
+                "tracescan_awaiting_confirmation",
+                "records the broker took that the central ledger has not acknowledged",
+                st.get("awaiting_confirmation", 0),
+            )
+            yield _gauge(
+                "tracescan_confirmed_through",
+                "the device sequence number the central ledger confirmed everything up to",
+                st.get("confirmed_through") or 0,
+            )
         fam = GaugeMetricFamily(
             "tracescan_refused_by_reason",
             "refused scans in the window by reason",

@@ -37,11 +37,13 @@ class OperationFigures:
 
     accepted: int = 0
     refused: int = 0
-    uploaded: int = 0
+    uploaded: int = 0  # the broker took it (PUBACK)
     undone: int = 0
     scan_rate: float | None = None
     upload_rate: float | None = None
     per_hour: float = 0.0
+    confirmed: int | None = None  # the central ledger acknowledged it (None: no ledger set)
+    confirm_rate: float | None = None
 
 
 @dataclass(slots=True)
@@ -52,7 +54,9 @@ class Status:
     window_hours: float
     deadline_days: int
     online: bool | None = None  # None: the daemon could not be asked
-    unsent: int = 0
+    unsent: int = 0  # not done: not yet acknowledged (by central, where a ledger is set)
+    awaiting_confirmation: int = 0  # of the unsent: the broker took them, central has not
+    confirmed_through: int | None = None  # central's latest acknowledgement
     oldest_unsent_age: float | None = None  # seconds
     overdue: int = 0
     oldest_overdue: str | None = None  # ISO date the oldest overdue event was stored
@@ -108,6 +112,7 @@ def compute(
     unsent: int = 0,
     oldest_unsent: float | None = None,
     tz: dt.tzinfo | None = None,
+    central: bool = False,
 ) -> Status:
     """Figures for the window ending at `now` (records), deadline alarm (unsent event times)."""
     status = Status(now=now, window_hours=cfg.window_hours, deadline_days=cfg.upload_deadline_days)
@@ -118,13 +123,15 @@ def compute(
     for rec in records:
         if rec.created < start or rec.created > now or rec.op is None:
             continue
-        figs = ops.setdefault(rec.op, OperationFigures())
+        figs = ops.setdefault(rec.op, OperationFigures(confirmed=0 if central else None))
         if rec.topic == "event":
             if rec.void:
                 figs.undone += 1
                 continue
             figs.accepted += 1
-            figs.uploaded += rec.sent is not None
+            figs.uploaded += rec.sent is not None or rec.published is not None
+            if figs.confirmed is not None:
+                figs.confirmed += rec.sent is not None
         elif rec.topic == "reject":
             figs.refused += 1
             reason = rec.reason or "unknown"
@@ -136,6 +143,9 @@ def compute(
         attempts = figs.accepted + figs.refused
         figs.scan_rate = figs.accepted / attempts if attempts else None
         figs.upload_rate = figs.uploaded / figs.accepted if figs.accepted else None
+        if figs.confirmed is not None:
+            figs.confirmed = min(figs.confirmed, figs.accepted)
+            figs.confirm_rate = figs.confirmed / figs.accepted if figs.accepted else None
         figs.per_hour = figs.accepted / cfg.window_hours
     holidays = frozenset(dt.date.fromisoformat(d) for d in cfg.holidays)
     today = dt.datetime.fromtimestamp(now, tz).date()
@@ -157,10 +167,12 @@ def compute(
 
 class StatusSource:
     """`status` figures from a store: its facts (read once each, see `FactsReader`) computed
-    at `now`. The daemon keeps one for its life; thread-safe."""
+    at `now`. The daemon keeps one for its life; thread-safe. `central`: a ledger is set, so
+    "done" means confirmed by it and the figures show confirmed beside uploaded."""
 
-    def __init__(self, data_dir: Path, sealer: Sealer) -> None:
+    def __init__(self, data_dir: Path, sealer: Sealer, *, central: bool = False) -> None:
         self.reader = FactsReader(data_dir, sealer)
+        self.central = central
 
     def gather(self, cfg: StatusConfig, now: float, tz: dt.tzinfo | None = None) -> Status:
         """Read the store and compute the status at `now`."""
@@ -173,7 +185,10 @@ class StatusSource:
             unsent=facts.unsent,
             oldest_unsent=facts.oldest_unsent,
             tz=tz,
+            central=self.central,
         )
+        status.awaiting_confirmation = facts.awaiting_central
+        status.confirmed_through = facts.central_through
         status.masterdata = stored_versions(facts.named_versions, "central")
         status.masterdata_local = stored_versions(facts.named_versions, "local")
         return status
@@ -218,10 +233,16 @@ class LiveStatus:
 
 
 def gather(
-    data_dir: Path, sealer: Sealer, cfg: StatusConfig, now: float, tz: dt.tzinfo | None = None
+    data_dir: Path,
+    sealer: Sealer,
+    cfg: StatusConfig,
+    now: float,
+    tz: dt.tzinfo | None = None,
+    *,
+    central: bool = False,
 ) -> Status:
     """One status reading of a store (`tracescan status` when the agent is not running)."""
-    return StatusSource(data_dir, sealer).gather(cfg, now, tz)
+    return StatusSource(data_dir, sealer, central=central).gather(cfg, now, tz)
 
 
 def _age(seconds: float) -> str:
@@ -247,6 +268,13 @@ def render(status: dict[str, Any], source: str) -> str:
     age = status.get("oldest_unsent_age")
     oldest = f", oldest {_age(age)} old" if age is not None else ""
     lines.append(f"  buffer          : {status['unsent']} unsent{oldest}")
+    central = any(f.get("confirmed") is not None for f in status["operations"].values())
+    if central or status.get("confirmed_through") is not None:
+        through = status.get("confirmed_through")
+        lines.append(
+            f"  central ledger  : confirmed through seq {through if through is not None else '-'};"
+            f" {status.get('awaiting_confirmation', 0)} uploaded, awaiting its acknowledgement"
+        )
     days = status["deadline_days"]
     if status["overdue"]:
         lines.append(
@@ -256,14 +284,16 @@ def render(status: dict[str, Any], source: str) -> str:
     else:
         lines.append(f"  upload deadline : ok (nothing unsent past {days} working days)")
     lines.append(f"  last {status['window_hours']:g} h:")
+    extra = f" {'confirmed':>9} {'confirm rate':>12}" if central else ""
     lines.append(
         f"    {'operation':<20} {'accepted':>8} {'refused':>7} {'scan rate':>9} "
-        f"{'uploaded':>8} {'upload rate':>11} {'per hour':>8}"
+        f"{'uploaded':>8} {'upload rate':>11}{extra} {'per hour':>8}"
     )
     for op, f in sorted(status["operations"].items()):
+        more = f" {f['confirmed']:>9} {_pct(f['confirm_rate']):>12}" if central else ""
         lines.append(
             f"    {op:<20} {f['accepted']:>8} {f['refused']:>7} {_pct(f['scan_rate']):>9} "
-            f"{f['uploaded']:>8} {_pct(f['upload_rate']):>11} {f['per_hour']:>8.1f}"
+            f"{f['uploaded']:>8} {_pct(f['upload_rate']):>11}{more} {f['per_hour']:>8.1f}"
         )
     reasons = status["refused_by_reason"]
     if reasons:

@@ -77,15 +77,9 @@ def _issued(value: object) -> str:
     return value
 
 
-def open_envelope(
-    payload: bytes,
-    key: Ed25519PublicKey,
-    *,
-    site: str,
-    device: str,
-    limits: JsonLimits = DEFAULT_LIMITS,
-) -> Envelope:
-    """Verify a signed envelope addressed to this device; `Refused` says why not."""
+def open_signed(payload: bytes, key: Ed25519PublicKey, limits: JsonLimits) -> dict[str, Any]:
+    """The JSON object in `payload` if it is within `limits`, signed by `key` (SPEC's rule) and
+    of message version 1; `Refused` says why not. Addressing is the caller's to check."""
     try:
         obj = load_json(payload, limits)
     except LimitError as exc:
@@ -97,7 +91,20 @@ def open_envelope(
     if not isinstance(obj.get("sig"), str) or not verify_signature(obj, key):
         raise Refused("bad_signature", "not signed by the pinned central key")
     if obj.get("v") != 1:
-        raise Refused("malformed", "unknown envelope version")
+        raise Refused("malformed", "unknown message version")
+    return obj
+
+
+def open_envelope(
+    payload: bytes,
+    key: Ed25519PublicKey,
+    *,
+    site: str,
+    device: str,
+    limits: JsonLimits = DEFAULT_LIMITS,
+) -> Envelope:
+    """Verify a signed envelope addressed to this device; `Refused` says why not."""
+    obj = open_signed(payload, key, limits)
     kind = _name(obj, "kind")
     to_site, to_device = _name(obj, "site"), _name(obj, "device")
     if to_site != site or to_device not in (device, EVERY_DEVICE):

@@ -62,6 +62,8 @@ class Batch:
     marks: list[CodeMark] = field(default_factory=list)
     named: list[NamedBlob] = field(default_factory=list)
     acked: list[int] = field(default_factory=list)
+    published: list[int] = field(default_factory=list)  # waiting for central's acknowledgement
+    confirmed_through: int | None = None  # central's latest `through` in this batch
     outcomes: list[Outcome] = field(default_factory=list)
     replies: list[tuple[Future[Reply], Reply]] = field(default_factory=list)
     #: code state as this batch sees it: keyed hash -> (last custody op, count)

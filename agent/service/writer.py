@@ -13,7 +13,7 @@ import logging
 import queue
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Final, Protocol
 
 from agent.records.bodies import alert_body
@@ -37,12 +37,21 @@ _FAILURE_PAUSE: Final = 0.2  # a full disk must not become a busy loop
 
 @dataclass(frozen=True, slots=True)
 class Acked:
-    """Rows the broker acknowledged; the writer marks them sent."""
+    """Rows the broker acknowledged: done (`rids`), or events that now wait for central's
+    acknowledgement (`published`, with a central ledger)."""
 
     rids: list[int]
+    published: list[int] = field(default_factory=list)
 
 
-InboxItem = RawScan | Acked | ControlRequest
+@dataclass(frozen=True, slots=True)
+class Confirmed:
+    """The central ledger holds every event numbered up to `through` (a verified `cmd/ack`)."""
+
+    through: int
+
+
+InboxItem = RawScan | Acked | Confirmed | ControlRequest
 
 
 class Feedback(Protocol):
@@ -96,9 +105,13 @@ class Writer:
         """Hand a scan over as if a scanner had read it."""
         self.inbox.put(scan)
 
-    def acked(self, rids: list[int]) -> None:
+    def acked(self, rids: list[int], published: list[int]) -> None:
         """The broker acknowledged these rows (uplink thread)."""
-        self.inbox.put(Acked(rids))
+        self.inbox.put(Acked(rids, published))
+
+    def confirmed(self, through: int) -> None:
+        """Central acknowledged every event up to `through` (uplink thread)."""
+        self.inbox.put(Confirmed(through))
 
     # --- the writer thread ----------------------------------------------------------------
 
@@ -144,6 +157,9 @@ class Writer:
         for item in items:
             if isinstance(item, Acked):
                 batch.acked.extend(item.rids)
+                batch.published.extend(item.published)
+            elif isinstance(item, Confirmed):
+                batch.confirmed_through = max(batch.confirmed_through or 0, item.through)
             elif isinstance(item, Request):
                 apply(pipeline, batch, item)
             else:
@@ -159,14 +175,21 @@ class Writer:
                 marks=batch.marks,
                 named=batch.named,
                 quarantine=batch.quarantine,
+                published=batch.published,
+                confirmed_through=batch.confirmed_through,
             )
         except StoreError as exc:
             outcomes = self._failed(exc, batch.acked, outcomes)
+            # Acknowledgements are never lost: they commit with a later batch.
+            if batch.published or batch.confirmed_through is not None:
+                self.inbox.put(Acked([], batch.published))
+                if batch.confirmed_through is not None:
+                    self.inbox.put(Confirmed(batch.confirmed_through))
             pipeline.forget(batch)
             for reply, _ in batch.replies:
                 reply.set_result({"ok": False, "error": f"not stored: {exc}"})
         else:
-            self._committed(batch.acked, records)
+            self._committed([*batch.acked, *batch.published], records)
             for reply, result in batch.replies:
                 if not reply.done():
                     reply.set_result(result)

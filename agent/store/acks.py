@@ -1,4 +1,8 @@
-"""Which outbox rows are done (acknowledged by the broker, or quarantined), and since when.
+"""Which outbox rows are done (acknowledged, or quarantined) or published, and since when.
+
+Two tables of the same shape: `acked` (done: the broker's PUBACK, or with a central ledger
+central's acknowledgement, or quarantined) and `published` (with a central ledger: the broker
+took the row, central has not acknowledged it yet).
 
 Outbox rows are written once and never updated. Being sent is recorded apart from them, as
 runs of consecutive row ids appended to the small `acked` table, one run per stretch of ids an
@@ -17,6 +21,7 @@ import bisect
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Final
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,13 +44,19 @@ def runs_of(rids: Iterable[int]) -> list[tuple[int, int]]:
     return out
 
 
+#: The tables runs are kept in.
+DONE: Final = "acked"
+PUBLISHED: Final = "published"
+
+
 class AckRuns:
     """Disjoint runs sorted by `lo`, with the lookups the outbox needs."""
 
-    def __init__(self) -> None:
+    def __init__(self, table: str = DONE) -> None:
+        self.table = table
         self._los: list[int] = []
         self._runs: list[Run] = []
-        self.last_n = 0  # the highest `acked.n` folded in
+        self.last_n = 0  # the highest `n` of the table folded in
 
     def __len__(self) -> int:
         return len(self._runs)
@@ -95,28 +106,30 @@ class AckRuns:
     def refresh(self, conn: sqlite3.Connection) -> None:
         """Fold in the runs appended since the last call."""
         rows = conn.execute(
-            "SELECT n, lo, hi, at FROM acked WHERE n > ? ORDER BY n", (self.last_n,)
+            f"SELECT n, lo, hi, at FROM {self.table} WHERE n > ? ORDER BY n",  # noqa: S608 - our table names
+            (self.last_n,),
         ).fetchall()
         for n, lo, hi, at in rows:
             self.add(Run(lo, hi, at))
             self.last_n = n
 
 
-def load(conn: sqlite3.Connection) -> AckRuns:
-    """Every run in the store."""
-    runs = AckRuns()
+def load(conn: sqlite3.Connection, table: str = DONE) -> AckRuns:
+    """Every run of a table in the store."""
+    runs = AckRuns(table)
     runs.refresh(conn)
     return runs
 
 
-def record(conn: sqlite3.Connection, new: Sequence[Run]) -> int:
+def record(conn: sqlite3.Connection, new: Sequence[Run], table: str = DONE) -> int:
     """Append runs inside the caller's transaction; returns the last `n` (0 if none).
 
     Fold them into the in-memory runs only once the transaction has committed."""
     n = 0
     for run in new:
         cur = conn.execute(
-            "INSERT INTO acked (lo, hi, at) VALUES (?, ?, ?)", (run.lo, run.hi, run.at)
+            f"INSERT INTO {table} (lo, hi, at) VALUES (?, ?, ?)",  # noqa: S608 - our table names
+            (run.lo, run.hi, run.at),
         )
         n = cur.lastrowid or n
     return n
@@ -143,8 +156,9 @@ def compact(conn: sqlite3.Connection, runs: AckRuns, before: float) -> int:
             continue
         merged = Run(group[0].lo, group[-1].hi, max(r.at for r in group))
         # Insert first: `n` then only grows, which is how readers catch up.
-        n = record(conn, [merged])
+        n = record(conn, [merged], runs.table)
         gone += conn.execute(
-            "DELETE FROM acked WHERE lo >= ? AND hi <= ? AND n < ?", (merged.lo, merged.hi, n)
+            f"DELETE FROM {runs.table} WHERE lo >= ? AND hi <= ? AND n < ?",  # noqa: S608 - our table names
+            (merged.lo, merged.hi, n),
         ).rowcount
     return gone

@@ -14,7 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agent.store import acks
-from agent.store.outbox import DB_FILE, StoreError, named_versions, unsent_rows
+from agent.store.outbox import (
+    DB_FILE,
+    StoreError,
+    central_through,
+    named_versions,
+    unsent_rows,
+)
 from agent.store.sealing import Sealer, TamperedRecord
 
 
@@ -24,10 +30,11 @@ class RecordFacts:
 
     topic: str
     created: float
-    sent: float | None
+    sent: float | None  # done: the broker's PUBACK, or central's ack where there is a ledger
     op: str | None = None
     reason: str | None = None
     void: bool = False
+    published: float | None = None  # the broker took it; central's ack is awaited
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +46,8 @@ class StoreFacts:
     unsent: int  # unsent records of every topic
     oldest_unsent: float | None
     named_versions: dict[str, int]  # name -> version of the named blobs asked for
+    awaiting_central: int = 0  # of the unsent: the broker took them, central's ack is awaited
+    central_through: int | None = None  # central's latest acknowledgement (None: none yet)
 
 
 def payload_facts(topic: str, created: float, sent: float | None, payload: bytes) -> RecordFacts:
@@ -99,14 +108,16 @@ class FactsReader:
             try:
                 conn.execute("BEGIN")  # one snapshot: the rows, their topics, the done runs
                 done = acks.load(conn)
+                published = acks.load(conn, acks.PUBLISHED)
                 self._read_new(conn, since)
                 self._forget_before(since)
-                records = self._facts(conn, done)
+                records = self._facts(conn, done, published)
                 # One pass over the unsent rows gives the depth and the deadline's input;
                 # `created` is stored in clear, so no decryption.
                 unsent = unsent_rows(
-                    conn, done, 0, 2**63 - 1, limit=2**62, columns="created, topic"
+                    conn, done, 0, 2**63 - 1, limit=2**62, columns="rid, created, topic"
                 )
+                through = central_through(conn)
                 versions = (
                     named_versions(conn, named) if named else {}
                 )  # versions are stored in clear beside the sealed blobs
@@ -114,10 +125,12 @@ class FactsReader:
                 conn.close()
         return StoreFacts(
             records=records,
-            unsent_events=[created for created, topic in unsent if topic == "event"],
+            unsent_events=[created for _, created, topic in unsent if topic == "event"],
             unsent=len(unsent),
-            oldest_unsent=unsent[0][0] if unsent else None,
+            oldest_unsent=unsent[0][1] if unsent else None,
             named_versions=versions,
+            awaiting_central=sum(1 for rid, _, _ in unsent if published.find(rid) is not None),
+            central_through=through or None,
         )
 
     def _read_new(self, conn: sqlite3.Connection, since: float) -> None:
@@ -152,7 +165,9 @@ class FactsReader:
         if gone:
             del self._rids[:gone], self._created[:gone], self._kind[:gone]
 
-    def _facts(self, conn: sqlite3.Connection, done: acks.AckRuns) -> list[RecordFacts]:
+    def _facts(
+        self, conn: sqlite3.Connection, done: acks.AckRuns, published: acks.AckRuns
+    ) -> list[RecordFacts]:
         if not self._rids:
             return []
         rids, created, kind, kinds, find = (
@@ -176,8 +191,17 @@ class FactsReader:
             if rids[i] == rid:
                 op, reason, void = kinds[kind[i]]
                 run = find(rid)
+                took = published.find(rid) if run is None else None
                 out.append(
-                    RecordFacts(topic, created[i], run.at if run else None, op, reason, void)
+                    RecordFacts(
+                        topic,
+                        created[i],
+                        run.at if run else None,
+                        op,
+                        reason,
+                        void,
+                        took.at if took else None,
+                    )
                 )
         return out
 

@@ -139,13 +139,18 @@ def unsent_rows(
     *,
     limit: int,
     columns: str,
+    skip: acks.AckRuns | None = None,
 ) -> list[tuple[Any, ...]]:
-    """Up to `limit` rows with `after` < rid <= `upto` that are not done, in rid order.
+    """Up to `limit` rows with `after` < rid <= `upto` that are not done (nor in `skip`), in rid
+    order.
 
     Unsent rows are never deleted, so each gap between done runs is one rowid range scan.
     """
     out: list[tuple[Any, ...]] = []
-    for lo, hi in done.gaps(after, upto):
+    gaps = done.gaps(after, upto)
+    if skip is not None:
+        gaps = (g for lo, hi in gaps for g in skip.gaps(lo - 1, hi))
+    for lo, hi in gaps:
         out += conn.execute(
             f"SELECT {columns} FROM outbox WHERE rid BETWEEN ? AND ? ORDER BY rid LIMIT ?",  # noqa: S608 - callers pass column names
             (lo, hi, limit - len(out)),
@@ -153,6 +158,15 @@ def unsent_rows(
         if len(out) >= limit:
             break
     return out
+
+
+_THROUGH_KEY: Final = "central_through"
+
+
+def central_through(conn: sqlite3.Connection) -> int:
+    """The highest `through` central acknowledged (0 before the first)."""
+    row = conn.execute("SELECT value FROM meta WHERE key = ?", (_THROUGH_KEY,)).fetchone()
+    return int(row[0]) if row and str(row[0]).isdigit() else 0
 
 
 def named_versions(conn: sqlite3.Connection, prefix: str) -> dict[str, int]:
@@ -214,6 +228,8 @@ class Store:
             self._last_rid = _last_rid(self.conn)
             self.head = self._derive_head()
             self.done = acks.load(self.conn)
+            self.published = acks.load(self.conn, acks.PUBLISHED)
+            self.central_through = central_through(self.conn)
             self.unsent_bytes = sum(
                 _body_bytes(self.conn, lo, hi) for lo, hi in self.done.gaps(0, self._last_rid)
             )
@@ -332,9 +348,15 @@ class Store:
         marks: Sequence[CodeMark] = (),
         named: Sequence[NamedBlob] = (),
         quarantine: Sequence[int] = (),
+        published: Sequence[int] = (),
+        confirmed_through: int | None = None,
     ) -> list[int]:
         """Append records, move the chain head, record code state and mark acknowledged rows,
         all in one transaction; returns the row ids assigned, in the order of `records`.
+
+        `acked` rows are done; `published` rows were taken by the broker and wait for central's
+        acknowledgement; `confirmed_through` (central's `through`) makes every event with a seq
+        up to it done.
 
         Raises `BufferFull` (before writing anything) when accepted events would push unsent
         data past `limits.max_bytes`; rejects over the bound are dropped and counted instead.
@@ -403,9 +425,14 @@ class Store:
                         self.conn.execute(
                             "UPDATE outbox SET topic = 'quarantined' WHERE rid = ?", (bad,)
                         )
-                runs = self.done.new_runs([*acked, *quarantine], now)
+                confirmed = self._confirm(confirmed_through)
+                runs = self.done.new_runs([*acked, *quarantine, *confirmed], now)
                 released = sum(_body_bytes(self.conn, run.lo, run.hi) for run in runs)
                 last_n = acks.record(self.conn, runs)
+                pub_runs = self.published.new_runs(
+                    [r for r in published if self.done.find(r) is None], now
+                )
+                pub_n = acks.record(self.conn, pub_runs, acks.PUBLISHED)
                 self.conn.execute("COMMIT")
             except BaseException:
                 if self.conn.in_transaction:
@@ -419,12 +446,39 @@ class Store:
         for run in runs:
             self.done.add(run)
         self.done.last_n = max(self.done.last_n, last_n)
+        for run in pub_runs:
+            self.published.add(run)
+        self.published.last_n = max(self.published.last_n, pub_n)
+        if confirmed_through is not None:
+            self.central_through = max(self.central_through, confirmed_through)
         self.unsent_bytes += added - released
         if head is not None:
             self.head = head
             self.hwm.committed(head.seq)
         if self._checkpointer is not None:
             self._checkpointer.wrote()
+        return rids
+
+    def _confirm(self, through: int | None) -> list[int]:
+        """Inside the write's transaction: the rows of the events central now holds (seq up to
+        `through`) that are not done yet, and the new `through` noted."""
+        if through is None or through <= self.central_through:
+            return []
+        rids: list[int] = []
+        for lo, hi in self.done.gaps(0, self._last_rid):
+            rids += (
+                r
+                for (r,) in self.conn.execute(
+                    "SELECT rid FROM outbox WHERE topic = 'event' AND seq <= ?"
+                    " AND rid BETWEEN ? AND ?",
+                    (through, lo, hi),
+                )
+            )
+        self.conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?)"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (_THROUGH_KEY, str(through)),
+        )
         return rids
 
     def prune(self, now: float | None = None) -> int:
@@ -445,12 +499,17 @@ class Store:
                     if run.at < cutoff:
                         removed += self.conn.execute(delete, (run.lo, run.hi, keep)).rowcount
                 acks.compact(self.conn, self.done, cutoff)
+                for run in self.done:  # what central confirmed no longer waits for it
+                    self.conn.execute(
+                        "DELETE FROM published WHERE lo >= ? AND hi <= ?", (run.lo, run.hi)
+                    )
                 self.conn.execute("COMMIT")
             except BaseException:
                 self.conn.execute("ROLLBACK")
                 raise
             finally:
                 self.done = acks.load(self.conn)
+                self.published = acks.load(self.conn, acks.PUBLISHED)
             for run in self.done:  # oldest first, each its own transaction
                 if self.used_bytes() <= self.limits.max_bytes:
                     break
@@ -486,10 +545,12 @@ class OutboxReader:
         self.conn = _connect(data_dir / DB_FILE)
         self.sealer = sealer
         self.done = acks.AckRuns()
+        self.published = acks.AckRuns(acks.PUBLISHED)
 
     def _snapshot(self) -> None:
         self.conn.execute("BEGIN")
         self.done.refresh(self.conn)
+        self.published.refresh(self.conn)
 
     def _end(self) -> None:
         if self.conn.in_transaction:
@@ -507,8 +568,11 @@ class OutboxReader:
             log.error("store: %s; it will be quarantined, not sent", exc)
             return OutboxRow(rid, topic, b"", tampered=True)
 
-    def unsent_between(self, after_rid: int, upto_rid: int, limit: int) -> list[OutboxRow]:
-        """Up to `limit` unsent rows with `after_rid` < rid <= `upto_rid`, in rid order, decrypted.
+    def unsent_between(
+        self, after_rid: int, upto_rid: int, limit: int, *, unpublished: bool = False
+    ) -> list[OutboxRow]:
+        """Up to `limit` unsent rows with `after_rid` < rid <= `upto_rid`, in rid order, decrypted
+        (`unpublished`: leaving out those the broker took that wait for central's ack).
 
         The uplink's backlog lane: rows that were already stored when the connection came up.
         """
@@ -516,7 +580,13 @@ class OutboxReader:
         try:
             upto = min(upto_rid, _last_rid(self.conn))
             rows = unsent_rows(
-                self.conn, self.done, after_rid, upto, limit=limit, columns="rid, topic, body"
+                self.conn,
+                self.done,
+                after_rid,
+                upto,
+                limit=limit,
+                columns="rid, topic, body",
+                skip=self.published if unpublished else None,
             )
         finally:
             self._end()
@@ -525,6 +595,37 @@ class OutboxReader:
     def last_rid(self) -> int:
         """The highest row id stored (0 when empty): where the backlog ends and live rows begin."""
         return _last_rid(self.conn)
+
+    def confirmed(self) -> acks.AckRuns:
+        """The done runs, as of a fresh snapshot."""
+        self._snapshot()
+        self._end()
+        return self.done
+
+    def awaiting_central(self) -> list[acks.Run]:
+        """Runs of rows the broker took that central has not acknowledged yet (with when)."""
+        self._snapshot()
+        try:
+            return [
+                acks.Run(lo, hi, run.at)
+                for run in self.published
+                for lo, hi in self.done.gaps(run.lo - 1, run.hi)
+            ]
+        finally:
+            self._end()
+
+    def event_rids(self, first_seq: int, last_seq: int, limit: int) -> list[int]:
+        """The rows of the events numbered `first_seq`..`last_seq` still held (not done)."""
+        self._snapshot()
+        try:
+            rows = self.conn.execute(
+                "SELECT rid FROM outbox WHERE topic = 'event' AND seq BETWEEN ? AND ?"
+                " ORDER BY rid LIMIT ?",
+                (first_seq, last_seq, limit),
+            ).fetchall()
+            return [rid for (rid,) in rows if self.done.find(rid) is None]
+        finally:
+            self._end()
 
     def unsent_depth(self) -> Depth:
         """Unsent count and the creation time of the oldest unsent row: one range count per gap

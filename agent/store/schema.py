@@ -72,7 +72,19 @@ def _v3(conn: sqlite3.Connection) -> None:
     conn.execute("ALTER TABLE outbox DROP COLUMN sent")
 
 
-MIGRATIONS: Final[tuple[Callable[[sqlite3.Connection], None], ...]] = (_v1, _v2, _v3)
+def _v4(conn: sqlite3.Connection) -> None:
+    # With a central ledger, an event is done only when central acknowledged it; the broker's
+    # PUBACK is kept apart, in runs of the same shape (agent/store/acks.py), so the uplink
+    # knows what waits for central's ack and status can tell uploaded from confirmed.
+    conn.execute(
+        "CREATE TABLE published (n INTEGER PRIMARY KEY, lo INTEGER NOT NULL,"
+        " hi INTEGER NOT NULL, at REAL NOT NULL)"
+    )
+    # Central acknowledgements come by seq: find an event's row by its number.
+    conn.execute("CREATE INDEX outbox_event_seq ON outbox (seq) WHERE topic = 'event'")
+
+
+MIGRATIONS: Final[tuple[Callable[[sqlite3.Connection], None], ...]] = (_v1, _v2, _v3, _v4)
 
 
 def prepare(conn: sqlite3.Connection) -> None:

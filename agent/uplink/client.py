@@ -46,12 +46,15 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import paho.mqtt.client as mqtt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
 
 from agent.config import DeviceConfig, MqttConfig
 from agent.records.bodies import OFFLINE_STATUS, Origin, status_body
+from agent.records.downlink import Refused
 from agent.store import OutboxReader, OutboxRow, Sealer
+from agent.uplink.central import MAX_RESEND, Ack, Redelivery, open_command
 from agent.uplink.tls import TrackedContext, client_context, failure_cause
 
 log = logging.getLogger(__name__)
@@ -112,10 +115,13 @@ def dead_link_after(keepalive: float) -> float:
 class _Lane:
     """A read-ahead cursor over unsent rows: the backlog (rid <= upto) or live rows (upto None)."""
 
-    def __init__(self, reader: OutboxReader, after: int, upto: int | None) -> None:
+    def __init__(
+        self, reader: OutboxReader, after: int, upto: int | None, *, unpublished: bool = False
+    ) -> None:
         self.reader = reader
         self.after = after
         self.upto = upto
+        self.unpublished = unpublished  # leave out what waits for central's ack
         self.rows: collections.deque[OutboxRow] = collections.deque()
         # The last read came back short: nothing more until new rows are committed. Never
         # cleared for the backlog lane, whose rows all existed when the connection came up.
@@ -127,12 +133,38 @@ class _Lane:
             if self.upto is None:
                 batch = self.reader.unsent(self.after, _READ_AHEAD)
             else:
-                batch = self.reader.unsent_between(self.after, self.upto, _READ_AHEAD)
+                batch = self.reader.unsent_between(
+                    self.after, self.upto, _READ_AHEAD, unpublished=self.unpublished
+                )
             if batch:
                 self.after = batch[-1].rid
             self.dry = len(batch) < _READ_AHEAD
             self.rows.extend(batch)
         return self.rows.popleft() if self.rows else None
+
+
+class _RetryLane:
+    """Rows to publish again (overdue for central's ack, or asked for), read from the store."""
+
+    def __init__(self, reader: OutboxReader, redelivery: Redelivery) -> None:
+        self.reader = reader
+        self.redelivery = redelivery
+        self.rows: collections.deque[OutboxRow] = collections.deque()
+
+    def next(self) -> OutboxRow | None:
+        """The next row to publish again, or None for now."""
+        while not self.rows and self.redelivery.queue:
+            lo, hi = self.redelivery.queue.popleft()
+            batch = self.reader.unsent_between(lo - 1, hi, _READ_AHEAD)
+            if batch and batch[-1].rid < hi:  # the rest of the range next time
+                self.redelivery.queue.appendleft((batch[-1].rid + 1, hi))
+            self.rows.extend(r for r in batch if r.topic == "event")
+        return self.rows.popleft() if self.rows else None
+
+
+#: What a message in flight is: its row, and whether it is an event published again (whose
+#: PUBACK must not start a new wait for central's ack).
+_InFlight = tuple[int, bool, bool]  # (rid, is_event, again)
 
 
 class Uplink(threading.Thread):
@@ -143,14 +175,26 @@ class Uplink(threading.Thread):
         mqtt_cfg: MqttConfig,
         device: DeviceConfig,
         sealer: Sealer,
-        on_acked: Callable[[list[int]], None],
+        on_acked: Callable[[list[int], list[int]], None],
         stop: threading.Event,
         *,
         on_master: Callable[[str, bytes], None] | None = None,
         on_tampered: Callable[[int], None] | None = None,
         status_extra: Callable[[], dict[str, Any]] = dict,
+        central_key: Ed25519PublicKey | None = None,
+        ack_timeout: float = 60.0,
+        on_confirmed: Callable[[int], None] | None = None,
+        on_refused: Callable[[str, bytes, str], None] | None = None,
     ) -> None:
         super().__init__(name="uplink", daemon=True)
+        #: the pinned central key: events then wait for central's ack, not only the PUBACK
+        self.central_key = central_key
+        #: told central's `through` (a verified `cmd/ack`)
+        self.on_confirmed = on_confirmed
+        #: told about a downlink message refused: (topic, payload, why)
+        self.on_refused = on_refused
+        self.redelivery = Redelivery(ack_timeout)
+        self._next_redelivery = 0.0
         #: told about a stored row that failed authentication (it is skipped, not sent)
         self.on_tampered = on_tampered
         #: receives retained master-data messages: (path after `master/`, payload)
@@ -179,7 +223,8 @@ class Uplink(threading.Thread):
         self._fresh = False  # new rows were committed since the live lane last looked
         self._forgotten: collections.deque[list[int]] = collections.deque()
         self._acked: set[int] = set()  # acknowledged, not yet marked sent by the daemon
-        self._ack_batch: list[int] = []
+        self._ack_batch: list[int] = []  # done with the PUBACK
+        self._pub_batch: list[int] = []  # events the broker took, waiting for central's ack
         self._ack_batch_since = 0.0
         # Per-connection state, written by paho callbacks (which run on this thread).
         self._acked_mids: list[int] = []
@@ -191,6 +236,7 @@ class Uplink(threading.Thread):
         self._fd: int | None = None  # the connection's socket as registered with the selector
         self._tls: TrackedContext | None = None
         self._finished = threading.Event()
+        self._reader: OutboxReader | None = None  # the uplink thread's, while it runs
 
     # --- called from other threads -------------------------------------------------------
 
@@ -233,6 +279,36 @@ class Uplink(threading.Thread):
         _, sep, path = msg.topic.partition("/master/")
         if sep and path and msg.payload and self.on_master is not None:
             self.on_master(path, bytes(msg.payload))
+            return
+        kind = msg.topic.removeprefix(f"{self.topics.base}/cmd/")
+        if self.central_key is not None and kind in ("ack", "resend") and msg.payload:
+            self._central_command(kind, msg.topic, bytes(msg.payload))
+
+    def _central_command(self, kind: str, topic: str, payload: bytes) -> None:
+        """A `cmd/ack` or `cmd/resend`: applied only when the pinned central key signed it."""
+        assert self.central_key is not None
+        try:
+            command = open_command(
+                kind, payload, self.central_key, site=self.device.site, device=self.device.id
+            )
+        except Refused as exc:
+            if self.on_refused is not None:
+                self.on_refused(topic, payload, str(exc))
+            return
+        if isinstance(command, Ack):
+            if self.on_confirmed is not None:
+                self.on_confirmed(command.through)
+            return
+        if self._reader is None:
+            return
+        budget = MAX_RESEND
+        for first, last in command.ranges:
+            rids = self._reader.event_rids(first, last, budget)
+            self.redelivery.ask(rids)
+            budget -= len(rids)
+            if budget <= 0:
+                break
+        log.info("uplink: central asked for %d range(s) again", len(command.ranges))
 
     def _on_disconnect(
         self, client: mqtt.Client, userdata: object, flags: object, rc: ReasonCode, props: Any
@@ -267,7 +343,7 @@ class Uplink(threading.Thread):
     # --- the uplink thread ----------------------------------------------------------------
 
     def run(self) -> None:
-        reader = OutboxReader(self.device.data_dir, self.sealer)
+        reader = self._reader = OutboxReader(self.device.data_dir, self.sealer)
         selector = selectors.DefaultSelector()
         selector.register(self._wake_r, selectors.EVENT_READ)
         attempt = 0
@@ -529,15 +605,29 @@ class Uplink(threading.Thread):
 
     def _flush_acks(self, *, force: bool = False) -> None:
         """Report acknowledged rows to the daemon: in batches, so it commits less often."""
-        if not self._ack_batch:
+        if not self._ack_batch and not self._pub_batch:
             return
         if (
             force
-            or len(self._ack_batch) >= _ACK_FLUSH_N
+            or len(self._ack_batch) + len(self._pub_batch) >= _ACK_FLUSH_N
             or time.monotonic() - self._ack_batch_since >= _ACK_FLUSH_S
         ):
-            batch, self._ack_batch = self._ack_batch, []
-            self.on_acked(batch)
+            done, self._ack_batch = self._ack_batch, []
+            published, self._pub_batch = self._pub_batch, []
+            self.on_acked(done, published)
+
+    def _took(self, entry: _InFlight) -> None:
+        """The broker took a row: done, or (an event, with a central ledger) waiting for its ack."""
+        rid, is_event, again = entry
+        if not self._ack_batch and not self._pub_batch:
+            self._ack_batch_since = time.monotonic()
+        if self.central_key is not None and is_event:
+            self._pub_batch.append(rid)
+            if not again:
+                self.redelivery.published([rid], time.monotonic())
+        else:
+            self._ack_batch.append(rid)
+        self._acked.add(rid)
 
     def _session(
         self, client: mqtt.Client, reader: OutboxReader, selector: selectors.BaseSelector
@@ -558,10 +648,19 @@ class Uplink(threading.Thread):
             # the daemon ignores versions it already has.
             site_wide = self.topics.base.rsplit("/", 1)[0]
             client.subscribe([(f"{self.topics.base}/master/#", 1), (f"{site_wide}/master/#", 1)])
+        if self.central_key is not None:
+            # Central's acknowledgement (retained: the latest arrives at once) and its requests
+            # for what it lacks. What earlier connections published waits one more timeout.
+            client.subscribe(
+                [(f"{self.topics.base}/cmd/ack", 1), (f"{self.topics.base}/cmd/resend", 1)]
+            )
+            self.redelivery.start(reader.awaiting_central(), time.monotonic())
         split = reader.last_rid()
-        backlog = _Lane(reader, 0, split)
+        waiting = self.central_key is not None
+        backlog = _Lane(reader, 0, split, unpublished=waiting)
         live = _Lane(reader, split, None)
-        inflight: dict[int, int] = {}  # mid -> rid
+        retry = _RetryLane(reader, self.redelivery)
+        inflight: dict[int, _InFlight] = {}  # mid -> what it carries
         progressed = False
         stopping_since: float | None = None
         while True:
@@ -572,14 +671,14 @@ class Uplink(threading.Thread):
                 for mid in mids:
                     if mid == status.mid:
                         status_pending = False
-                    rid = inflight.pop(mid, None)
-                    if rid is not None:
-                        if not self._ack_batch:
-                            self._ack_batch_since = time.monotonic()
-                        self._ack_batch.append(rid)
-                        self._acked.add(rid)
+                    entry = inflight.pop(mid, None)
+                    if entry is not None:
+                        self._took(entry)
                         progressed = True
             self._flush_acks()
+            if waiting and time.monotonic() >= self._next_redelivery:
+                self._next_redelivery = time.monotonic() + 1.0
+                self.redelivery.tick(reader.confirmed(), time.monotonic())
             if self.stop.is_set():
                 stopping_since = stopping_since or time.monotonic()
                 if not inflight or time.monotonic() - stopping_since > _STOP_GRACE:
@@ -588,11 +687,11 @@ class Uplink(threading.Thread):
             else:
                 window = max(1, cap - 1) if status_pending else cap
                 if len(inflight) < window and not self._refill(
-                    client, live, backlog, inflight, window
+                    client, (live, retry, backlog), inflight, window
                 ):
                     return progressed
             wait = _TICK
-            if self._ack_batch:
+            if self._ack_batch or self._pub_batch:
                 wait = max(0.0, min(wait, self._ack_batch_since + _ACK_FLUSH_S - time.monotonic()))
             if not self._network(client, selector, wait):
                 return progressed
@@ -600,21 +699,28 @@ class Uplink(threading.Thread):
     def _refill(
         self,
         client: mqtt.Client,
-        live: _Lane,
-        backlog: _Lane,
-        inflight: dict[int, int],
+        lanes: tuple[_Lane, _RetryLane, _Lane],
+        inflight: dict[int, _InFlight],
         window: int,
     ) -> bool:
-        """Publish into free window slots, live rows first. False when publishing failed."""
+        """Publish into free window slots: live rows first, then rows to publish again (overdue
+        for central's ack, or asked for), then the backlog. False when publishing failed."""
+        live, retry, backlog = lanes
         if self._fresh:
             # Cleared before reading, so a commit racing with this read sets it again.
             self._fresh = False
             live.dry = False
         while len(inflight) < window:
-            row = live.next() or backlog.next()
+            again = False
+            row = live.next()
+            if row is None:
+                row = retry.next()
+                again = row is not None
+            if row is None:
+                row = backlog.next()
             if row is None:
                 return True
-            if row.rid in self._acked:
+            if row.rid in self._acked and not again:
                 continue
             if row.tampered:
                 # Never publish what does not authenticate; the daemon quarantines the row.
@@ -626,11 +732,14 @@ class Uplink(threading.Thread):
             if info.rc != _OK:
                 self._note_loss(f"publish failed: {mqtt.error_string(info.rc)}")
                 return False
-            inflight[info.mid] = row.rid
+            inflight[info.mid] = (row.rid, row.topic == "event", again)
         return True
 
     def _goodbye(
-        self, client: mqtt.Client, selector: selectors.BaseSelector, inflight: dict[int, int]
+        self,
+        client: mqtt.Client,
+        selector: selectors.BaseSelector,
+        inflight: dict[int, _InFlight],
     ) -> None:
         """Clean shutdown: say offline (the will only fires on an unclean loss)."""
         info = client.publish(self.topics.status, OFFLINE_STATUS, qos=1, retain=True)
@@ -640,5 +749,8 @@ class Uplink(threading.Thread):
                 log.debug("uplink: offline status not confirmed")
                 break
         # Rows acknowledged while saying goodbye are still reported, so they are not re-sent.
-        self._ack_batch.extend(r for m in self._acked_mids if (r := inflight.get(m)) is not None)
+        for mid in self._acked_mids:
+            entry = inflight.get(mid)
+            if entry is not None:
+                self._took(entry)
         self._acked_mids = []

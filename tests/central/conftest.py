@@ -381,16 +381,6 @@ def count(conn: ledger.Connection, query: str, *params: object) -> int:
     return int(row[0])
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float = 20.0) -> bool:
-    """Poll `predicate` until it holds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
-
-
 def today() -> str:
     """Today's date in UTC, as the report's days are."""
     return dt.datetime.now(dt.UTC).date().isoformat()

@@ -18,14 +18,8 @@ from agent.uplink import pki
 from central import ledger
 from central.config import load
 from hardware_sim.broker import LocalBroker
-from tests.central.conftest import (
-    LedgerThread,
-    TestDevice,
-    enroll,
-    progress,
-    wait_until,
-    write_config,
-)
+from tests.central.conftest import LedgerThread, TestDevice, enroll, progress, write_config
+from tests.harness import wait_until
 from tests.uplink.conftest import Pki, central_extra, tls_context
 
 

@@ -22,9 +22,9 @@ from tests.central.conftest import (
     TestDevice,
     progress,
     today,
-    wait_until,
     write_config,
 )
+from tests.harness import wait_until
 
 
 def central(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:

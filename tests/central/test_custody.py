@@ -6,15 +6,8 @@ import datetime as dt
 
 from agent.records.envelope import rfc3339
 from central import ledger, report
-from tests.central.conftest import (
-    Publisher,
-    RunLedger,
-    TestDevice,
-    count,
-    enroll,
-    progress,
-    wait_until,
-)
+from tests.central.conftest import Publisher, RunLedger, TestDevice, count, enroll, progress
+from tests.harness import wait_until
 
 CODE = "81234560000012341234"
 T0 = 1_790_000_000.0

@@ -21,8 +21,8 @@ from tests.central.conftest import (
     enroll,
     progress,
     stored_seqs,
-    wait_until,
 )
+from tests.harness import wait_until
 
 
 def _central_key(run: LedgerThread) -> str:

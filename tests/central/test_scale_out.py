@@ -19,9 +19,9 @@ from tests.central.conftest import (
     count,
     enroll,
     progress,
-    wait_until,
     write_config,
 )
+from tests.harness import wait_until
 
 
 def _ledger_state(conn: ledger.Connection) -> dict[str, object]:

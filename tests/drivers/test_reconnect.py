@@ -17,15 +17,11 @@ from drivers.reconnect import Backoff, ReconnectPolicy, ScannerThread
 from drivers.scan import RawScan
 from drivers.serial import SerialOptions, SerialScanner
 from hardware_sim.serial_scanner import VirtualSerialScanner
+from tests import harness
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.005)
-    return True
+    return harness.wait_until(predicate, timeout, step=0.005)
 
 
 def test_waits_double_up_to_the_maximum_and_jitter_only_shortens_them() -> None:

@@ -15,6 +15,7 @@ import pytest
 
 from agent.config import StatusConfig
 from agent.ops.localapi import ApiClient
+from agent.ops.metrics import StatusCollector
 from agent.ops.status import StatusSource, compute, gather, render, upload_deadline
 from agent.service.requests import Quarantine, SetMode, Undo
 from agent.service.writer import Acked
@@ -256,3 +257,36 @@ def test_scanner_state_in_status_the_api_and_the_metrics(
         timeout=30,
     )
     assert json.loads(stored.stdout)["scanners"] is None
+
+
+def test_with_a_central_ledger_confirmed_stands_beside_uploaded() -> None:
+    """`sent` is central's ack there; `published` the broker's PUBACK without it yet."""
+    now = at("2026-11-20T12:00:00")
+    records = [
+        RecordFacts("event", now - 60, now - 10, "dispense"),  # confirmed by central
+        RecordFacts("event", now - 50, None, "dispense", published=now - 40),  # broker only
+        RecordFacts("event", now - 40, None, "dispense"),  # not sent at all
+    ]
+    st = compute(records, [], now=now, cfg=StatusConfig(), tz=UTC, unsent=2, central=True)
+    st.awaiting_confirmation, st.confirmed_through = 1, 1
+    figs = st.operations["dispense"]
+    assert (figs.accepted, figs.uploaded, figs.confirmed) == (3, 2, 1)
+    assert figs.confirm_rate == pytest.approx(1 / 3)
+    text = render(st.as_dict(), "test")
+    assert "confirmed through seq 1; 1 uploaded, awaiting its acknowledgement" in text
+    assert "confirm rate" in text
+    metrics = {
+        (m.name, tuple(s.labels.values())): s.value
+        for m in StatusCollector(st.as_dict).collect()
+        for s in m.samples
+    }
+    assert metrics[("tracescan_confirmed", ("dispense",))] == 1.0
+    assert metrics[("tracescan_confirm_rate", ("dispense",))] == pytest.approx(1 / 3)
+    assert metrics[("tracescan_confirmed_through", ())] == 1.0
+    assert metrics[("tracescan_awaiting_confirmation", ())] == 1.0
+    # without a ledger none of it is shown
+    plain = compute(records, [], now=now, cfg=StatusConfig(), tz=UTC)
+    assert plain.operations["dispense"].confirmed is None
+    assert "central ledger" not in render(plain.as_dict(), "test")
+    names = {m.name for m in StatusCollector(plain.as_dict).collect()}
+    assert "tracescan_confirmed_through" not in names

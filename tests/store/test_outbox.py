@@ -194,12 +194,25 @@ SCHEMA: Final = [
         " at REAL NOT NULL)",
     ),
 ]
+#: What version 4 adds (the central ledger's acknowledgements).
+SCHEMA_V4: Final = [
+    (
+        "published",
+        "CREATE TABLE published (n INTEGER PRIMARY KEY, lo INTEGER NOT NULL,"
+        " hi INTEGER NOT NULL, at REAL NOT NULL)",
+    ),
+    (
+        "outbox_event_seq",
+        "CREATE INDEX outbox_event_seq ON outbox (seq) WHERE topic = 'event'",
+    ),
+]
 
 
 def test_a_new_store_has_the_schema_sqlite_utils_made(tmp_path: Path, sealer: Sealer) -> None:
     store = Store(tmp_path, sealer)
     try:
-        assert store.conn.execute("SELECT name, sql FROM sqlite_master").fetchall() == SCHEMA
-        assert store.conn.execute("PRAGMA user_version").fetchone()[0] == 3
+        rows = store.conn.execute("SELECT name, sql FROM sqlite_master").fetchall()
+        assert rows == SCHEMA + SCHEMA_V4
+        assert store.conn.execute("PRAGMA user_version").fetchone()[0] == 4
     finally:
         store.close()

@@ -85,7 +85,7 @@ def test_an_unexpected_error_ends_one_cycle_not_the_uplink(
     store = Store(cfg.device.data_dir, sealer)
     reported: list[list[int]] = []
 
-    def on_acked(rids: list[int]) -> None:
+    def on_acked(rids: list[int], published: list[int]) -> None:
         reported.append(rids)
         if len(reported) == 1:
             raise RuntimeError("the daemon's inbox is gone")  # the first report fails
