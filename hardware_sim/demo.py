@@ -14,8 +14,9 @@ Three scenes, each visible in the output and each verified before the demo says 
    broker comes back and the backlog is delivered.
 4. **The central ledger.** A `tracescan-central run` consumer (with its own PostgreSQL) has
    verified and stored every event all along; the broker is killed with `kill -9` and comes
-   back from its persistence, scanning goes on, and the ledger's report shows every event
-   stored once and confirmed (skipped, with the reason, where PostgreSQL is not installed).
+   back from its persistence, scanning goes on; what the restart lost the ledger asks for and
+   the device sends again, and the ledger's report shows every event stored once and confirmed
+   back to the device (skipped, with the reason, where PostgreSQL is not installed).
 
 Finishes by itself within a minute; exit status 0 only if everything shown was verified
 (`TRACESCAN_DEMO_FOREVER=1` keeps scanning units until Ctrl-C after the scenes).
@@ -73,6 +74,14 @@ path = "{catalog}"
 
 [masterdata]
 manifests = ["{manifest}"]
+"""
+
+#: With a ledger, the agent pins its key: events wait for its signed ack, acks and resend
+#: requests are taken only when signed by it.
+CENTRAL_SECTION = """
+[central]
+public_key = "{key}"
+ack_timeout = 2
 """
 
 LEDGER_CONFIG = """\
@@ -362,7 +371,9 @@ def _run(demo: Demo, forever: bool, arrived: list[str], stray: str) -> int:
         demo.ledger.start("demo-pharmacy", "counter-01", pubkey)
         central_key = demo.ledger.cli("pubkey").strip()
         print(f"▶ central ledger running (PostgreSQL on 127.0.0.1:{demo.ledger.pg.port});")
-        print(f"  device enrolled; central public key: {central_key}")
+        print(f"  device enrolled; central public key: {central_key} (pinned by the agent)")
+        with cfg.open("a", encoding="utf-8") as f:
+            f.write(CENTRAL_SECTION.format(key=central_key))
     recorder = Recorder("127.0.0.1", broker.port, "tracescan/v1/#", on_message=_show)
     agent = subprocess.Popen([sys.executable, "-m", "agent", "run", "--config", str(cfg)])
     rc: int | None = None
@@ -410,7 +421,7 @@ def _run(demo: Demo, forever: bool, arrived: list[str], stray: str) -> int:
         demo.check(
             "the backlog is delivered once the broker is back",
             recorder.wait_for(lambda r: len(r.on("event")) >= before + 3, timeout=20)
-            and demo.wait_status(lambda s: s["unsent"] == 0 and s["online"], timeout=10),
+            and demo.wait_status(lambda s: s["unsent"] == 0 and s["online"], timeout=20),
         )
         print(render(demo.status(), "the running agent, over the local API"))
 
@@ -456,38 +467,38 @@ def _ledger_scene(demo: Demo, recorder: Recorder) -> None:
     demo.play([(c, "a unit after the restart", "accepted") for c in unit_codes(2, start=500)])
     demo.extra_events = 4
     total = 11 + demo.extra_events
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 30
     figures = ledger.figures()
-    while figures.get("head", 0) < total and time.monotonic() < deadline:
+    while figures.get("through", 0) < total and time.monotonic() < deadline:
         time.sleep(0.3)
         figures = ledger.figures()
-    missing = {s for a, b in figures.get("open_gaps", []) for s in range(a, b + 1)}
     central_key = public_key_from_b64(ledger.cli("pubkey").strip())
-    asked: set[int] = set()
-    while missing - asked and time.monotonic() < deadline + 10:
-        time.sleep(0.3)
-        for m in recorder.on("resend"):
-            ask = json.loads(m.payload)
-            if verify_signature(ask, central_key):
-                asked |= {s for a, b in ask["ranges"] for s in range(a, b + 1)}
+    asked = {
+        s
+        for m in recorder.on("resend")
+        if verify_signature(ask := json.loads(m.payload), central_key)
+        for a, b in ask["ranges"]
+        for s in range(a, b + 1)
+    }
     print("\n" + ledger.cli("report"))
-    if missing:
+    if asked:
         print(
-            f"  The ledger holds {total - len(missing)} of {total} events. mosquitto 2.0.11 does"
-            " not keep shared subscriptions across a restart: what the agent re-sent before the"
-            " ledger had subscribed again reached no one. The ledger saw the hole and asked the"
-            f" device for seq {_spans(sorted(missing))}, signed (cmd/resend); the device side"
-            " that answers it (and re-sends whatever central has not acknowledged) is the next"
-            " piece of work.",
+            "  mosquitto 2.0.11 does not keep shared subscriptions across a restart: what the"
+            " agent sent before the ledger had subscribed again reached no one. The ledger saw"
+            f" the hole and asked for seq {_spans(sorted(asked))}, signed (cmd/resend); the"
+            " device, which keeps every event until the ledger's signed ack, sent it again.",
             flush=True,
         )
+    confirmed = demo.wait_status(lambda s: s["confirmed_through"] == total, timeout=15)
+    print(render(demo.status(), "the running agent, over the local API"))
     demo.check(
-        "the ledger: every event it holds verified and stored once; every one missing asked"
-        " for with a signed resend",
-        figures.get("head") == total
+        "the ledger holds every event once, verified, gapless; the device saw its signed ack",
+        figures.get("through") == total
+        and figures.get("head") == total
         and figures.get("conflicts") == 0
+        and not figures.get("open_gaps")
         and not figures.get("kept_apart")
-        and missing <= asked,
+        and confirmed,
     )
 
 
