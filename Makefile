@@ -18,7 +18,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check $(SRC) tests $(wildcard bench)
 	$(VENV)/bin/ruff format --check $(SRC) tests $(wildcard bench)
 	$(VENV)/bin/mypy --strict $(SRC)
-	$(VENV)/bin/mypy --strict tests
+	$(VENV)/bin/mypy --strict tests $(wildcard bench)
 	$(VENV)/bin/lint-imports
 
 format: $(STAMP)

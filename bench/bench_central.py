@@ -228,12 +228,14 @@ def _wait_stored(dsn: str, n: int) -> float:
             if row and row[0] >= n:
                 break
             time.sleep(0.25)
-        first, last, in_first = conn.execute(
+        span = conn.execute(
             "SELECT min(stored_at), max(stored_at),"
             " (SELECT count(*) FROM events WHERE stored_at = (SELECT min(stored_at) FROM events))"
             " FROM events"
         ).fetchone()
-    return (n - in_first) / (last - first).total_seconds()
+    assert span is not None
+    first, last, in_first = span
+    return float((n - in_first) / (last - first).total_seconds())
 
 
 def _publish_all(port: int, events: list[tuple[str, bytes]]) -> None:
@@ -289,7 +291,12 @@ def _children_cpu(parent: int) -> float:
 
 
 def ledger_ingest(
-    root: Path, pg: LocalPostgres, broker: LocalBroker, fleet: Fleet, events: list, n: int
+    root: Path,
+    pg: LocalPostgres,
+    broker: LocalBroker,
+    fleet: Fleet,
+    events: list[tuple[str, bytes]],
+    n: int,
 ) -> tuple[float, int, dict[str, float]]:
     """Events per second stored by `n` consumers draining a queued backlog; peak RSS (kB);
     CPU µs per event of the consumers, PostgreSQL and mosquitto during the drain."""

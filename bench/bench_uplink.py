@@ -7,14 +7,20 @@
    status (the drain begins) until the store holds no unsent row. Target: ours/bare >= 0.7.
    While it drains, live scans are typed on a virtual serial scanner: how long each waited
    from commit to being marked sent, and how much of the older backlog it overtook.
-3. A 1M-event backlog drained by the daemon: time, and the daemon's peak RSS (VmHWM) against
+3. With a central ledger (`[central] public_key` pinned): the same 100k drain, which now ends
+   when every row is marked *published* (PUBACKed, waiting for central's ack), against the same
+   bare baseline; then one signed `cmd/ack` covering all of them (retained, as the ledger
+   sends it): how long until the daemon has verified it and marked all 100k done.
+4. A 1M-event backlog drained by the daemon: time, and the daemon's peak RSS (VmHWM) against
    the 80 MB target.
 
-`BENCH_UPLINK_BIG=0` skips the 1M run (building it signs a million events: ~2 minutes).
+`BENCH_UPLINK_BIG=0` skips the 1M run (building it signs a million events: ~2 minutes);
+`BENCH_UPLINK_CENTRAL=0` skips run 3.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -30,11 +36,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
+import paho.mqtt.publish as publish
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from paho.mqtt.enums import CallbackAPIVersion
 
 from agent.config import load
 from agent.records.envelope import rfc3339
-from agent.records.signing import sign_event
+from agent.records.signing import sign_event, sign_reject
 from agent.store import Limits, NewRecord, OutboxReader, Sealer, Store, acks, keys, unsent_depth
 from hardware_sim.broker import LocalBroker
 from hardware_sim.serial_scanner import VirtualSerialScanner
@@ -68,14 +76,15 @@ max_bytes = 4294967296
 """
 
 
-def _write_config(root: Path, device: str, port: int, scanner: str = "") -> Path:
+def _write_config(root: Path, device: str, port: int, scanner: str = "", central: str = "") -> Path:
     section = (
         f'\n[[scanner]]\ntype = "serial"\nname = "live"\nport = "{scanner}"\n' if scanner else ""
     )
     path = root / "agent.toml"
-    path.write_text(
-        CONFIG.format(device=device, root=root, port=port, inflight=INFLIGHT, scanner=section)
-    )
+    text = CONFIG.format(device=device, root=root, port=port, inflight=INFLIGHT, scanner=section)
+    if central:  # no re-publication during the run: the ack comes once the drain is over
+        text += f'\n[central]\npublic_key = "{central}"\nack_timeout = 86400\n'
+    path.write_text(text)
     return path
 
 
@@ -181,6 +190,13 @@ def _unsent(db: sqlite3.Connection) -> int:
     return unsent_depth(db, acks.load(db)).unsent
 
 
+def _unpublished(db: sqlite3.Connection) -> int:
+    """Rows neither done nor taken by the broker (rows are never deleted while unsent)."""
+    done, published = acks.load(db), acks.load(db, acks.PUBLISHED)
+    last = int(db.execute("SELECT COALESCE(MAX(rid), 0) FROM outbox").fetchone()[0])
+    return sum(b - a + 1 for lo, hi in done.gaps(0, last) for a, b in published.gaps(lo - 1, hi))
+
+
 def _live_rows(db: sqlite3.Connection, backlog: int) -> int:
     return int(db.execute("SELECT COUNT(*) FROM outbox WHERE seq > ?", (backlog,)).fetchone()[0])
 
@@ -212,6 +228,14 @@ def _status_watch(port: int, device: str) -> tuple[mqtt.Client, _Online]:
     sub.connect("127.0.0.1", port, keepalive=30)
     sub.loop_start()
     return sub, online
+
+
+@dataclass(frozen=True, slots=True)
+class Confirm:
+    """A drain with a central ledger: until all are published, then one ack to all done."""
+
+    published_seconds: float
+    ack_seconds: float  # the ack published -> every row marked done
 
 
 def drain(
@@ -267,6 +291,40 @@ def drain(
     return Drain(seconds, total, hwm, waits, overtook)
 
 
+def drain_central(
+    root: Path, config: Path, port: int, device: str, key: Ed25519PrivateKey
+) -> Confirm:
+    """Run the daemon (central key pinned) until every row is published, then ack them all."""
+    sub, online = _status_watch(port, device)
+    db = sqlite3.connect(root / "data" / "tracescan.db")
+    head = int(db.execute("SELECT COALESCE(MAX(seq), 0) FROM outbox").fetchone()[0])
+    log = (root / "daemon.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agent", "run", "--config", str(config)], stdout=log, stderr=log
+    )
+    log.close()
+    try:
+        if not online.wait(120):
+            raise RuntimeError(f"daemon never connected; see {root / 'daemon.log'}")
+        while _unpublished(db) > 0:
+            time.sleep(0.02)
+        last_published = max(run.at for run in acks.load(db, acks.PUBLISHED))
+        body = {"v": 1, "site": "bench", "device": device, "through": head, "ts": rfc3339(0)}
+        ack = sign_reject(body, key)
+        began = time.time()
+        publish.single(f"tracescan/v1/bench/{device}/cmd/ack", ack, qos=1, retain=True, port=port)
+        while _unsent(db) > 0:
+            time.sleep(0.005)
+        confirmed = max(run.at for run in acks.load(db))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+        sub.disconnect()
+        sub.loop_stop()
+        db.close()
+    return Confirm(last_published - online.at, confirmed - began)
+
+
 def main() -> int:
     """Run the comparisons and print them."""
     with tempfile.TemporaryDirectory(
@@ -301,7 +359,20 @@ def main() -> int:
                     f" each overtook {min(ours.live_overtook):,}..{max(ours.live_overtook):,}"
                     " older backlog rows"
                 )
-            if os.environ.get("BENCH_UPLINK_BIG", "1") != "0":
+            if os.environ.get("BENCH_UPLINK_CENTRAL", "1") != "0":
+                root = base / "central"
+                root.mkdir()
+                key = Ed25519PrivateKey.generate()
+                pinned = base64.b64encode(key.public_key().public_bytes_raw()).decode()
+                config = _write_config(root, "pinned", broker.port, central=pinned)
+                build_backlog(config, N)
+                central = drain_central(root, config, broker.port, "pinned", key)
+                rate = N / central.published_seconds
+                print(
+                    f"  with a central key: drain to published {central.published_seconds:6.2f} s"
+                    f"  {rate:9,.0f} msg/s, ratio {rate / bare_rate:.2f} (target >= 0.7);"
+                    f" one signed ack -> {N:,} rows done: {central.ack_seconds * 1000:.0f} ms"
+                )
                 root = base / "1m"
                 root.mkdir()
                 config = _write_config(root, "big", broker.port)
