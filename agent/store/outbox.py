@@ -160,6 +160,46 @@ def unsent_rows(
     return out
 
 
+def held_events(
+    conn: sqlite3.Connection, done: acks.AckRuns, first_seq: int, last_seq: int, limit: int
+) -> list[int]:
+    """Up to `limit` row ids, ascending, of the events numbered `first_seq`..`last_seq` that
+    are not done. Events are numbered in row order, so the walk over the rows not done stops
+    at the first event past `last_seq`."""
+    out: list[int] = []
+    last = _last_rid(conn)
+    for lo, hi in done.gaps(_first_event_from(conn, first_seq, last) - 1, last):
+        for rid, seq in conn.execute(
+            "SELECT rid, seq FROM outbox WHERE rid BETWEEN ? AND ? AND topic = 'event'"
+            " ORDER BY rid",
+            (lo, hi),
+        ):
+            if seq > last_seq:
+                return out
+            if seq >= first_seq:
+                out.append(rid)
+                if len(out) >= limit:
+                    return out
+    return out
+
+
+def _first_event_from(conn: sqlite3.Connection, seq: int, last_rid: int) -> int:
+    """The lowest row id at or after which every event is numbered `seq` or more (bisection:
+    events are numbered in row order; other rows and pruned gaps are stepped over)."""
+    lo, hi = 1, last_rid + 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        row = conn.execute(
+            "SELECT rid, seq FROM outbox WHERE rid >= ? AND topic = 'event' ORDER BY rid LIMIT 1",
+            (mid,),
+        ).fetchone()
+        if row is None or row[1] >= seq:
+            hi = mid
+        else:
+            lo = row[0] + 1
+    return lo
+
+
 _THROUGH_KEY: Final = "central_through"
 
 
@@ -464,16 +504,7 @@ class Store:
         `through`) that are not done yet, and the new `through` noted."""
         if through is None or through <= self.central_through:
             return []
-        rids: list[int] = []
-        for lo, hi in self.done.gaps(0, self._last_rid):
-            rids += (
-                r
-                for (r,) in self.conn.execute(
-                    "SELECT rid FROM outbox WHERE topic = 'event' AND seq <= ?"
-                    " AND rid BETWEEN ? AND ?",
-                    (through, lo, hi),
-                )
-            )
+        rids = held_events(self.conn, self.done, 1, through, 2**62)
         self.conn.execute(
             "INSERT INTO meta (key, value) VALUES (?, ?)"
             " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -618,12 +649,7 @@ class OutboxReader:
         """The rows of the events numbered `first_seq`..`last_seq` still held (not done)."""
         self._snapshot()
         try:
-            rows = self.conn.execute(
-                "SELECT rid FROM outbox WHERE topic = 'event' AND seq BETWEEN ? AND ?"
-                " ORDER BY rid LIMIT ?",
-                (first_seq, last_seq, limit),
-            ).fetchall()
-            return [rid for (rid,) in rows if self.done.find(rid) is None]
+            return held_events(self.conn, self.done, first_seq, last_seq, limit)
         finally:
             self._end()
 

@@ -68,3 +68,25 @@ def test_prune_forgets_waiting_runs_that_central_confirmed(
     store.write([], None, confirmed_through=4)
     store.prune()
     assert store.conn.execute("SELECT count(*) FROM published").fetchone() == (0,)
+
+
+def test_events_are_found_by_number_among_rejects_and_done_rows(
+    tmp_path: Path, store: Store, sealer: Sealer, signing_key: Ed25519PrivateKey
+) -> None:
+    by_seq: dict[int, int] = {}
+    for _ in range(40):  # events 1..40, each followed by a reject
+        events, head = make_events(store, signing_key, 1)
+        rids = store.write([events[0], NewRecord("reject", b"r")], head)
+        by_seq[head.seq] = rids[0]
+    store.write([], None, acked=[by_seq[s] for s in range(5, 11)])  # done without a ledger
+    reader = OutboxReader(tmp_path, sealer)
+    assert reader.event_rids(3, 12, 100) == [by_seq[s] for s in (3, 4, 11, 12)]
+    assert reader.event_rids(38, 99, 100) == [by_seq[s] for s in (38, 39, 40)]
+    assert reader.event_rids(20, 30, 4) == [by_seq[s] for s in range(20, 24)]
+    assert reader.event_rids(41, 50, 100) == []
+    assert reader.event_rids(7, 9, 100) == []  # all done
+    reader.close()
+    store.write([], None, confirmed_through=30)
+    reader = OutboxReader(tmp_path, sealer)
+    assert reader.event_rids(1, 40, 100) == [by_seq[s] for s in range(31, 41)]
+    reader.close()

@@ -201,10 +201,6 @@ SCHEMA_V4: Final = [
         "CREATE TABLE published (n INTEGER PRIMARY KEY, lo INTEGER NOT NULL,"
         " hi INTEGER NOT NULL, at REAL NOT NULL)",
     ),
-    (
-        "outbox_event_seq",
-        "CREATE INDEX outbox_event_seq ON outbox (seq) WHERE topic = 'event'",
-    ),
 ]
 
 
