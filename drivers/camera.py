@@ -249,7 +249,7 @@ class FramePipeline:
 
 def parse_source(port: str) -> int | str:
     """`"0"` → camera index 0; anything else is a file path or a stream URL."""
-    return int(port) if port.isdigit() else port
+    return int(port) if port.isascii() and port.isdigit() else port
 
 
 #: Opening a camera or a stream is slower than a tty: start retrying a little later.

@@ -118,9 +118,9 @@ def looks_like(n: Normalised) -> bool:
     if n.symbology is not None and is_gs1_symbology(n.symbology):
         return True
     if text.startswith("01"):
-        return len(text) >= 16 and text[2:16].isdigit()
+        return len(text) >= 16 and text[2:16].isascii() and text[2:16].isdigit()
     if text.startswith("00"):
-        return len(text) >= 20 and text[2:20].isdigit()
+        return len(text) >= 20 and text[2:20].isascii() and text[2:20].isdigit()
     return False
 
 

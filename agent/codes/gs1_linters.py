@@ -311,7 +311,7 @@ def packagetype(value: str) -> Lint | None:
 
 def mediatype(value: str) -> Lint | None:
     """An AIDC media type: 01-10 or 80-99."""
-    ok = len(value) == 2 and value.isdigit() and (1 <= int(value) <= 10 or int(value) >= 80)
+    ok = len(value) == 2 and _digits(value) is None and (1 <= int(value) <= 10 or int(value) >= 80)
     return None if ok else Lint("invalid_media_type")
 
 

@@ -46,7 +46,8 @@ class IdCode:
         'x00008'
         """
         parts = text.split(".")
-        if len(parts) < 5 or not parts[1].isdigit() or len(parts[1]) != 3:
+        country = parts[1] if len(parts) > 1 else ""
+        if len(parts) < 5 or not (country.isascii() and country.isdigit()) or len(country) != 3:
             raise CodeError(
                 "unknown_format",
                 f"{text[:40]!r}: an MA code starts MA.<3-digit country>.<type>.<registrant>.<product>",
@@ -102,7 +103,7 @@ class IdCode:
 
 def _date(value: str, letter: str) -> dt.date:
     """A `YYMMDD` (20YY) or `YYYYMMDD` date, or `CodeError("bad_date")`."""
-    if value.isdigit() and len(value) in (6, 8):
+    if value.isascii() and value.isdigit() and len(value) in (6, 8):
         year = int(value[:-4]) + (2000 if len(value) == 6 else 0)
         try:
             return dt.date(year, int(value[-4:-2]), int(value[-2:]))

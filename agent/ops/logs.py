@@ -62,7 +62,7 @@ def stderr_is_journal(environ: dict[str, str] | None = None) -> bool:
     """Whether stderr is the journald stream systemd connected (not just inherited)."""
     value = (environ if environ is not None else dict(os.environ)).get("JOURNAL_STREAM", "")
     dev, _, ino = value.partition(":")
-    if not dev.isdigit() or not ino.isdigit():
+    if not (dev.isascii() and dev.isdigit() and ino.isascii() and ino.isdigit()):
         return False
     try:
         st = os.fstat(sys.stderr.fileno())

@@ -37,7 +37,7 @@ def product_of(code: str) -> str:
     >>> product_of("81234560000000011234"), product_of("0106901234567892215A")
     ('8123456', '0106901234567892')
     """
-    return code[:7] if len(code) == 20 and code.isdigit() else code[:16]
+    return code[:7] if len(code) == 20 and code.isascii() and code.isdigit() else code[:16]
 
 
 @dataclass(frozen=True, slots=True)

@@ -65,3 +65,16 @@ def test_malformed_structure(text: str) -> None:
 
 def test_characters_outside_letters_and_digits() -> None:
     assert _refusal(f"{PRODUCT}.S1-2").reason == "bad_charset"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "MA.\u00b256.M0.100761.21234561.Sx00008.L20220117",  # a superscript two as country
+        "MA.156.M0.100761.21234561.Sx00008.L2022011\u00b2",  # and in a date
+        "MA.156.M0.100761.21234561.Sx00008.L\u0662\u0660\u0662\u0662\u0660\u0661",
+    ],
+)
+def test_digits_that_are_not_ascii_are_refused_not_a_crash(text: str) -> None:
+    with pytest.raises(CodeError):
+        recognise(text)

@@ -209,6 +209,9 @@ def test_camera_options_refuse_what_no_decoder_reads() -> None:
 def test_camera_source_is_an_index_or_a_path() -> None:
     assert parse_source("0") == 0
     assert parse_source("rtsp://cam.local/stream") == "rtsp://cam.local/stream"
+    # `str.isdigit` holds for these, `int` refuses the first and reads the second as 3
+    assert parse_source("\u00b2") == "\u00b2"
+    assert parse_source("\u0663") == "\u0663"
 
 
 @pytest.mark.parametrize(

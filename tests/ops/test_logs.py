@@ -29,6 +29,7 @@ def test_journal_stream_must_be_our_stderr(capfd: pytest.CaptureFixture[str]) ->
     assert stderr_is_journal({"JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}"})
     assert not stderr_is_journal({"JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino + 1}"})
     assert not stderr_is_journal({})
+    assert not stderr_is_journal({"JOURNAL_STREAM": f"\u00b2:{st.st_ino}"})  # no ValueError
 
 
 def test_no_log_line_can_be_forged_by_a_value_from_outside() -> None:

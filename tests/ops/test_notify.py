@@ -99,3 +99,8 @@ def test_agent_ready_after_store_open_then_watchdog_pings(
         assert not (tmp_path / "data" / "api.sock").exists()
     finally:
         agent.stop()
+
+
+@pytest.mark.parametrize("usec", ["\u00b2", "\u0663000000", "-1", "0", "", "1e6"])
+def test_a_watchdog_interval_that_is_not_plain_digits_is_no_watchdog(usec: str) -> None:
+    assert SystemdNotifier({"WATCHDOG_USEC": usec}).watchdog_interval is None
