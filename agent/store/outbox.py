@@ -206,7 +206,8 @@ _THROUGH_KEY: Final = "central_through"
 def central_through(conn: sqlite3.Connection) -> int:
     """The highest `through` central acknowledged (0 before the first)."""
     row = conn.execute("SELECT value FROM meta WHERE key = ?", (_THROUGH_KEY,)).fetchone()
-    return int(row[0]) if row and str(row[0]).isdigit() else 0
+    value = str(row[0]) if row else ""
+    return int(value) if value.isascii() and value.isdigit() and len(value) <= 16 else 0
 
 
 def named_versions(conn: sqlite3.Connection, prefix: str) -> dict[str, int]:
@@ -632,6 +633,10 @@ class OutboxReader:
         self._snapshot()
         self._end()
         return self.done
+
+    def central_through(self) -> int:
+        """The highest `through` central acknowledged, as stored (0 before the first)."""
+        return central_through(self.conn)
 
     def awaiting_central(self) -> list[acks.Run]:
         """Runs of rows the broker took that central has not acknowledged yet (with when)."""

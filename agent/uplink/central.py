@@ -11,8 +11,17 @@ its key, on the device's `cmd/` topics:
 
 `open_command` admits only messages signed by the pinned key and addressed to this device;
 `Redelivery` keeps what the broker took and central has not acknowledged, and says when to
-publish it again (byte-identical: it is read from the store again) — after `ack_timeout`, then
-at doubling intervals, and at once when central asks for it.
+publish it again (byte-identical: it is read from the store again) — at once when central asks
+for it, and after `ack_timeout`, then at doubling intervals:
+
+- all of it, when central has shown it is alive since (its `through` moved): it has stopped
+  short of these events, so the broker lost them;
+- otherwise only the lowest one, a probe: central may simply be down, with the broker queueing
+  every event for it, and publishing the whole backlog again would only fill that queue (and
+  with a bounded queue, push out what it holds). The probe is the event right after central's
+  `through`, so a running ledger that lacked it moves `through` on storing it, and the rest
+  follows one timeout later;
+- never while central's `through` keeps moving: it is still working through its queue.
 """
 
 from __future__ import annotations
@@ -89,6 +98,7 @@ class _Pending:
     lo: int
     hi: int
     due: float
+    since: float  # when these rows were last published (or passed over for a probe)
     tries: int = 0
 
 
@@ -104,6 +114,7 @@ class Redelivery:
         self._pending: list[_Pending] = []
         self.queue: collections.deque[tuple[int, int]] = collections.deque()  # rid ranges
         self.republished = 0  # rows queued again so far (tests, diagnostics)
+        self.last_progress: float | None = None  # when central's `through` last moved
 
     def start(self, awaiting: Iterable[Run], now: float) -> None:
         """A new connection: what earlier ones published waits one more ack timeout — as the
@@ -117,12 +128,19 @@ class Redelivery:
             else:
                 merged.append([lo, hi])
         due = now + self.ack_timeout
-        self._pending = [_Pending(lo, hi, due) for lo, hi in merged]
+        self._pending = [_Pending(lo, hi, due, now) for lo, hi in merged]
 
     def published(self, rids: Iterable[int], now: float) -> None:
         """The broker took these events: central's ack is due within the timeout."""
         due = now + self.ack_timeout
-        self._pending += (_Pending(lo, hi, due) for lo, hi in runs_of(rids))
+        self._pending += (_Pending(lo, hi, due, now) for lo, hi in runs_of(rids))
+
+    def progressed(self, now: float) -> None:
+        """Central's `through` moved: it is alive and working; give it a timeout more."""
+        self.last_progress = now
+        floor = now + self.ack_timeout
+        for p in self._pending:
+            p.due = max(p.due, floor)
 
     def ask(self, rids: list[int]) -> None:
         """Central asked for these rows: publish them again at once."""
@@ -134,13 +152,22 @@ class Redelivery:
         kept: list[_Pending] = []
         for p in self._pending:
             for lo, hi in done.gaps(p.lo - 1, p.hi):  # the part still unacknowledged
-                kept.append(_Pending(lo, hi, p.due, p.tries))
+                kept.append(_Pending(lo, hi, p.due, p.since, p.tries))
+        probe: _Pending | None = None
         for p in kept:
-            if p.due <= now:
-                self.queue.append((p.lo, p.hi))
+            if p.due > now:
+                continue
+            if self.last_progress is not None and self.last_progress >= p.since:
+                self.queue.append((p.lo, p.hi))  # central is alive and lacks them
                 self.republished += p.hi - p.lo + 1
-                p.tries += 1
-                p.due = now + self.ack_timeout * min(_MAX_BACKOFF, 2**p.tries)
+            elif probe is None or p.lo < probe.lo:
+                probe = p
+            p.tries += 1
+            p.since = now
+            p.due = now + self.ack_timeout * min(_MAX_BACKOFF, 2**p.tries)
+        if probe is not None:
+            self.queue.append((probe.lo, probe.lo))
+            self.republished += 1
         self._pending = kept
 
     @property

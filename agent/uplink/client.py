@@ -194,6 +194,7 @@ class Uplink(threading.Thread):
         #: told about a downlink message refused: (topic, payload, why)
         self.on_refused = on_refused
         self.redelivery = Redelivery(ack_timeout)
+        self._through = 0  # central's latest `through` as this uplink knows it
         self._next_redelivery = 0.0
         #: told about a stored row that failed authentication (it is skipped, not sent)
         self.on_tampered = on_tampered
@@ -296,6 +297,9 @@ class Uplink(threading.Thread):
                 self.on_refused(topic, payload, str(exc))
             return
         if isinstance(command, Ack):
+            if command.through > self._through:
+                self._through = command.through
+                self.redelivery.progressed(time.monotonic())
             if self.on_confirmed is not None:
                 self.on_confirmed(command.through)
             return
@@ -655,6 +659,7 @@ class Uplink(threading.Thread):
                 [(f"{self.topics.base}/cmd/ack", 1), (f"{self.topics.base}/cmd/resend", 1)]
             )
             self.redelivery.start(reader.awaiting_central(), time.monotonic())
+            self._through = max(self._through, reader.central_through())
         split = reader.last_rid()
         waiting = self.central_key is not None
         backlog = _Lane(reader, 0, split, unpublished=waiting)

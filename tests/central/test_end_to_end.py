@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -19,7 +20,9 @@ from typing import Any
 import pytest
 
 from agent.records.verify import public_key_from_b64, verify_chain, verify_signature
+from agent.store import DB_FILE, acks
 from central import ledger
+from hardware_sim.backlog import build_backlog
 from hardware_sim.broker import LocalBroker
 from hardware_sim.serial_scanner import VirtualSerialScanner
 from hardware_sim.subscriber import Recorder
@@ -92,6 +95,12 @@ class Rig:
             rows = self.db.execute("SELECT seq FROM events ORDER BY seq").fetchall()
         return [int(r[0]) for r in rows]
 
+    def count(self) -> int:
+        """Events in the ledger."""
+        with self.db.transaction():
+            row = self.db.execute("SELECT count(*) FROM events").fetchone()
+        return int(row[0]) if row else 0
+
     def through(self) -> int:
         """The ledger's confirmed-through."""
         with self.db.transaction():
@@ -112,6 +121,19 @@ class Rig:
         """Rows the broker has not PUBACKed yet (-1: status unreadable)."""
         st = self.status()
         return int(st["unsent"]) - int(st["awaiting_confirmation"]) if st else -1
+
+    def untaken(self) -> int:
+        """Rows the broker has not taken yet, read from the agent's store directly (its
+        acknowledgement runs are clear text): cheaper than a status over 100k records."""
+        db = sqlite3.connect(self.tmp / "data" / DB_FILE)
+        try:
+            done, published = acks.load(db), acks.load(db, acks.PUBLISHED)
+            last = int(db.execute("SELECT COALESCE(MAX(rid), 0) FROM outbox").fetchone()[0])
+        finally:
+            db.close()
+        return sum(
+            b - a + 1 for lo, hi in done.gaps(0, last) for a, b in published.gaps(lo - 1, hi)
+        )
 
     def unconfirmed(self) -> int:
         """Rows the ledger has not acknowledged yet (-1: status unreadable)."""
@@ -336,3 +358,58 @@ def test_events_published_before_the_ledger_subscribes_again_after_a_broker_rest
     confirmed = _scan(rig, codes[40:])
     assert wait_until(lambda: rig.through() == confirmed, timeout=8)  # resend answered
     rig.assert_complete(confirmed)
+
+
+#: The issue's trap, measured with the old broker config: the ledger offline while a device
+#: drained 105,003 events; mosquitto kept 100,000 for the ledger's session and dropped the rest
+#: without a log line, while the device showed 100 % uploaded.
+OVERFLOW = 105_003
+
+
+@pytest.fixture
+def capped_broker(tmp_path: Path) -> Iterator[LocalBroker]:
+    """The shipped settings, but queues capped by count as they used to be (and no byte cap)."""
+    workdir = tmp_path / "capped-broker"
+    workdir.mkdir()
+    extra = shipped_queue_settings(
+        autosave_interval=0, max_queued_messages=100_000, max_queued_bytes=0
+    )
+    b = LocalBroker(workdir=workdir, persistence=True, extra=extra).start()
+    yield b
+    b.close()
+
+
+def test_a_queue_overflow_at_the_broker_is_closed_by_the_device_sending_again(
+    tmp_path: Path,
+    dsn: str,
+    capped_broker: LocalBroker,
+    scanner: VirtualSerialScanner,
+    catalog_file: Path,
+) -> None:
+    rig = Rig(tmp_path, dsn, capped_broker, scanner, catalog_file, ack_timeout=5.0)
+    try:
+        consumer = rig.consumer()
+        time.sleep(1.0)  # subscribed: its session queues from now on
+        assert consumer.terminate()[0] == 0  # the ledger is down
+        build_backlog(rig.agent.config, OVERFLOW)  # what the device scanned meanwhile
+        rig.start_agent()
+        assert wait_until(lambda: rig.untaken() == 0, timeout=90)  # the broker took them all
+        time.sleep(6.0)  # an ack timeout: the silent ledger gets a probe, not the backlog again
+        assert rig.agent.terminate() == 0
+        rig.consumer()  # the ledger is back and works through its queue
+        assert wait_until(lambda: rig.count() >= 90_000, timeout=90)
+        settled = 0
+        while rig.count() != settled:
+            settled = rig.count()
+            time.sleep(2.0)
+        assert settled < OVERFLOW  # the broker dropped the tail: the trap is real
+        assert rig.through() == settled  # a tail: no gap the ledger could see
+        rig.start_agent()  # central's retained ack says how far it got; the rest goes again
+        assert wait_until(lambda: rig.through() == OVERFLOW, timeout=60), rig.through()
+        assert rig.count() == OVERFLOW
+        with rig.db.transaction():
+            assert rig.db.execute("SELECT count(*) FROM conflicts").fetchone() == (0,)
+            assert rig.db.execute("SELECT count(*) FROM quarantine").fetchone() == (0,)
+        assert wait_until(lambda: rig.untaken() == 0 and rig.unconfirmed() == 0, timeout=30)
+    finally:
+        rig.close()

@@ -90,3 +90,16 @@ def test_events_are_found_by_number_among_rejects_and_done_rows(
     reader = OutboxReader(tmp_path, sealer)
     assert reader.event_rids(1, 40, 100) == [by_seq[s] for s in range(31, 41)]
     reader.close()
+
+
+def test_a_tampered_central_through_reads_as_none_yet(
+    tmp_path: Path, store: Store, sealer: Sealer, signing_key: Ed25519PrivateKey
+) -> None:
+    events, head = make_events(store, signing_key, 2)
+    store.write(events, head)
+    store.write([], None, confirmed_through=1)
+    store.conn.execute("UPDATE meta SET value = '\u00b2' WHERE key = 'central_through'")
+    store.close()
+    again = Store(tmp_path, sealer)  # opens: a persisted value is validated, not trusted
+    assert again.central_through == 0
+    again.close()

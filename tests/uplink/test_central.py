@@ -78,22 +78,37 @@ def _done(*runs: tuple[int, int]) -> AckRuns:
     return done
 
 
-def test_what_central_has_not_acknowledged_is_queued_after_the_timeout_then_backs_off() -> None:
+def test_while_central_is_silent_only_the_lowest_row_is_probed_backing_off() -> None:
     r = Redelivery(ack_timeout=10.0)
     r.published([1, 2, 3, 5], now=0.0)
     r.tick(_done(), now=9.9)
     assert not r.queue
-    r.tick(_done((2, 2)), now=10.0)  # central acknowledged 2 meanwhile
-    assert list(r.queue) == [(1, 1), (3, 3), (5, 5)]
+    r.tick(_done((2, 2)), now=10.0)  # 2 was acknowledged meanwhile (no `through` moved here)
+    assert list(r.queue) == [(1, 1)]  # the probe; 3 and 5 would only fill a broker queue
     assert r.waiting == 3
     r.queue.clear()
     r.tick(_done((2, 2)), now=29.9)  # the second wait is twice as long
     assert not r.queue
-    r.tick(_done((1, 3)), now=30.0)
-    assert list(r.queue) == [(5, 5)]
-    r.tick(_done((1, 5)), now=1000.0)
+    r.tick(_done((2, 2)), now=30.0)
+    assert list(r.queue) == [(1, 1)]
+    assert r.republished == 2
+
+
+def test_once_central_moves_its_through_and_then_stops_the_rest_goes_out_again() -> None:
+    r = Redelivery(ack_timeout=10.0)
+    r.published(range(1, 101), now=0.0)
+    r.tick(_done(), now=10.0)
+    assert list(r.queue) == [(1, 1)]
+    r.queue.clear()
+    # central is catching up on its queue: each move of `through` gives it a timeout more
+    for t, through in ((15.0, 40), (22.0, 70), (29.0, 90)):
+        r.progressed(t)
+        r.tick(_done((1, through)), now=t + 9.9)
+        assert not r.queue
+    r.tick(_done((1, 90)), now=39.0)  # it stopped short of 91..100: the broker lost them
+    assert list(r.queue) == [(91, 100)]
+    r.tick(_done((1, 100)), now=1000.0)
     assert r.waiting == 0
-    assert r.republished == 4
 
 
 def test_the_backoff_is_bounded_and_a_new_connection_starts_over() -> None:
@@ -108,7 +123,8 @@ def test_the_backoff_is_bounded_and_a_new_connection_starts_over() -> None:
     r.published([7], now=now)  # taken by the broker, not yet recorded by the store
     r.start([Run(1, 1, 0.0), Run(4, 6, 0.0)], now=now)
     assert not r.queue
-    r.tick(_done(), now=now + 1.0)
+    r.progressed(now + 0.5)
+    r.tick(_done(), now=now + 1.5)
     assert list(r.queue) == [(1, 1), (4, 7)]  # each once
 
 
