@@ -40,10 +40,10 @@ import paho.mqtt.publish as publish
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from paho.mqtt.enums import CallbackAPIVersion
 
-from agent.config import load
 from agent.records.envelope import rfc3339
-from agent.records.signing import sign_event, sign_reject
-from agent.store import Limits, NewRecord, OutboxReader, Sealer, Store, acks, keys, unsent_depth
+from agent.records.signing import sign_reject
+from agent.store import OutboxReader, Sealer, acks, keys, unsent_depth
+from hardware_sim.backlog import build_backlog
 from hardware_sim.broker import LocalBroker
 from hardware_sim.serial_scanner import VirtualSerialScanner
 from hardware_sim.workload import unit_codes
@@ -86,46 +86,6 @@ def _write_config(root: Path, device: str, port: int, scanner: str = "", central
         text += f'\n[central]\npublic_key = "{central}"\nack_timeout = 86400\n'
     path.write_text(text)
     return path
-
-
-def build_backlog(config: Path, n: int) -> float:
-    """`n` real signed events (hash-chained, Ed25519) sealed into the store by `Store.write`.
-
-    The bodies are what the daemon makes for an accepted unit scan; seconds taken.
-    """
-    cfg = load(config)
-    ring = keys.load(cfg.device.key_dir)
-    cfg.device.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    store = Store(cfg.device.data_dir, Sealer(ring.data), limits=Limits(max_bytes=1 << 40))
-    began = time.perf_counter()
-    try:
-        head = store.head
-        codes = unit_codes(n)
-        for i in range(0, n, BUILD_BATCH):
-            records: list[NewRecord] = []
-            for code in codes[i : i + BUILD_BATCH]:
-                body: dict[str, object] = {
-                    "v": 1,
-                    "id": str(uuid.uuid4()),
-                    "device": cfg.device.id,
-                    "site": cfg.device.site,
-                    "op": "dispense",
-                    "code": code,
-                    "kind": "cn20",
-                    "level": "unit",
-                    "fields": {"product_code": code[:7], "serial": code[7:16]},
-                    "ts": rfc3339(time.time()),
-                    "doc": None,
-                    "seq": head.seq + 1,
-                    "prev": head.hash,
-                }
-                sealed = sign_event(body, ring.signing)
-                head = sealed.head
-                records.append(NewRecord("event", sealed.payload, head.seq))
-            store.write(records, head)
-    finally:
-        store.close()
-    return time.perf_counter() - began
 
 
 def read_payloads(root: Path) -> list[tuple[str, bytes]]:
