@@ -333,6 +333,7 @@ def main() -> int:
                     f"  {rate:9,.0f} msg/s, ratio {rate / bare_rate:.2f} (target >= 0.7);"
                     f" one signed ack -> {N:,} rows done: {central.ack_seconds * 1000:.0f} ms"
                 )
+            if os.environ.get("BENCH_UPLINK_BIG", "1") != "0":
                 root = base / "1m"
                 root.mkdir()
                 config = _write_config(root, "big", broker.port)
