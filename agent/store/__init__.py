@@ -16,6 +16,7 @@ from agent.store.outbox import (
     Store,
     StoreError,
     Topic,
+    unpublished,
     unsent_depth,
     unsent_rows,
 )
@@ -41,6 +42,7 @@ __all__ = [
     "Topic",
     "acks",
     "instance",
+    "unpublished",
     "unsent_depth",
     "unsent_rows",
 ]

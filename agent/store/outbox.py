@@ -230,6 +230,15 @@ def unsent_depth(conn: sqlite3.Connection, done: acks.AckRuns) -> Depth:
     return Depth(count, oldest)
 
 
+def unpublished(conn: sqlite3.Connection) -> int:
+    """Rows neither done nor taken by the broker: what an uplink still has to publish.
+    Rows are never deleted while unsent, so each stretch is counted from its row ids."""
+    done, published = acks.load(conn), acks.load(conn, acks.PUBLISHED)
+    return sum(
+        b - a + 1 for lo, hi in done.gaps(0, _last_rid(conn)) for a, b in published.gaps(lo - 1, hi)
+    )
+
+
 class Store:
     """Single-writer access to the outbox, per-code state, sequence and chain head.
 

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from agent.records.verify import public_key_from_b64, verify_chain, verify_signature
-from agent.store import DB_FILE, acks
+from agent.store import DB_FILE, unpublished
 from central import ledger
 from hardware_sim.backlog import build_backlog
 from hardware_sim.broker import LocalBroker
@@ -127,13 +127,9 @@ class Rig:
         acknowledgement runs are clear text): cheaper than a status over 100k records."""
         db = sqlite3.connect(self.tmp / "data" / DB_FILE)
         try:
-            done, published = acks.load(db), acks.load(db, acks.PUBLISHED)
-            last = int(db.execute("SELECT COALESCE(MAX(rid), 0) FROM outbox").fetchone()[0])
+            return unpublished(db)
         finally:
             db.close()
-        return sum(
-            b - a + 1 for lo, hi in done.gaps(0, last) for a, b in published.gaps(lo - 1, hi)
-        )
 
     def unconfirmed(self) -> int:
         """Rows the ledger has not acknowledged yet (-1: status unreadable)."""
