@@ -21,6 +21,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import signal
@@ -32,6 +33,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,7 +44,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from agent.records.envelope import rfc3339
 from agent.records.signing import sign_reject
-from agent.store import OutboxReader, Sealer, acks, keys, unsent_depth
+from agent.store import OutboxReader, Sealer, acks, keys, unpublished, unsent_depth
 from hardware_sim.backlog import build_backlog
 from hardware_sim.broker import LocalBroker
 from hardware_sim.serial_scanner import VirtualSerialScanner
@@ -150,13 +152,6 @@ def _unsent(db: sqlite3.Connection) -> int:
     return unsent_depth(db, acks.load(db)).unsent
 
 
-def _unpublished(db: sqlite3.Connection) -> int:
-    """Rows neither done nor taken by the broker (rows are never deleted while unsent)."""
-    done, published = acks.load(db), acks.load(db, acks.PUBLISHED)
-    last = int(db.execute("SELECT COALESCE(MAX(rid), 0) FROM outbox").fetchone()[0])
-    return sum(b - a + 1 for lo, hi in done.gaps(0, last) for a, b in published.gaps(lo - 1, hi))
-
-
 def _live_rows(db: sqlite3.Connection, backlog: int) -> int:
     return int(db.execute("SELECT COUNT(*) FROM outbox WHERE seq > ?", (backlog,)).fetchone()[0])
 
@@ -198,14 +193,13 @@ class Confirm:
     ack_seconds: float  # the ack published -> every row marked done
 
 
-def drain(
-    root: Path, config: Path, port: int, device: str, scanner: VirtualSerialScanner | None
-) -> Drain:
-    """Run the daemon until the store has nothing unsent; scan live codes meanwhile."""
+@contextlib.contextmanager
+def _daemon(
+    root: Path, config: Path, port: int, device: str
+) -> Iterator[tuple[subprocess.Popen[bytes], _Online]]:
+    """`python -m agent run` (log in root/daemon.log) once its retained "online" status has
+    arrived (`_Online.at`: when the drain begins); SIGTERM on the way out."""
     sub, online = _status_watch(port, device)
-    db = sqlite3.connect(root / "data" / "tracescan.db")
-    total = _unsent(db)
-    backlog_end = int(db.execute("SELECT COALESCE(MAX(rid), 0) FROM outbox").fetchone()[0])
     log = (root / "daemon.log").open("wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "agent", "run", "--config", str(config)], stdout=log, stderr=log
@@ -214,6 +208,22 @@ def drain(
     try:
         if not online.wait(120):
             raise RuntimeError(f"daemon never connected; see {root / 'daemon.log'}")
+        yield proc, online
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+        sub.disconnect()
+        sub.loop_stop()
+
+
+def drain(
+    root: Path, config: Path, port: int, device: str, scanner: VirtualSerialScanner | None
+) -> Drain:
+    """Run the daemon until the store has nothing unsent; scan live codes meanwhile."""
+    db = sqlite3.connect(root / "data" / "tracescan.db")
+    total = _unsent(db)
+    backlog_end = int(db.execute("SELECT COALESCE(MAX(rid), 0) FROM outbox").fetchone()[0])
+    with _daemon(root, config, port, device) as (proc, online):
         began = time.perf_counter()
         live = unit_codes(LIVE_SCANS, start=BIG + 10) if scanner is not None else []
         next_live = began + 0.3
@@ -225,11 +235,6 @@ def drain(
                 next_live += 0.3
             time.sleep(poll)
         hwm = _hwm_kb(proc.pid)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(30)
-        sub.disconnect()
-        sub.loop_stop()
     # The backlog is drained when its last row is marked sent (the daemon's own timestamp).
     done = acks.load(db)
     last_sent = max(run.at for run in done if run.lo <= backlog_end)
@@ -255,18 +260,10 @@ def drain_central(
     root: Path, config: Path, port: int, device: str, key: Ed25519PrivateKey
 ) -> Confirm:
     """Run the daemon (central key pinned) until every row is published, then ack them all."""
-    sub, online = _status_watch(port, device)
     db = sqlite3.connect(root / "data" / "tracescan.db")
     head = int(db.execute("SELECT COALESCE(MAX(seq), 0) FROM outbox").fetchone()[0])
-    log = (root / "daemon.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "agent", "run", "--config", str(config)], stdout=log, stderr=log
-    )
-    log.close()
-    try:
-        if not online.wait(120):
-            raise RuntimeError(f"daemon never connected; see {root / 'daemon.log'}")
-        while _unpublished(db) > 0:
+    with _daemon(root, config, port, device) as (_, online):
+        while unpublished(db) > 0:
             time.sleep(0.02)
         last_published = max(run.at for run in acks.load(db, acks.PUBLISHED))
         body = {"v": 1, "site": "bench", "device": device, "through": head, "ts": rfc3339(0)}
@@ -276,12 +273,7 @@ def drain_central(
         while _unsent(db) > 0:
             time.sleep(0.005)
         confirmed = max(run.at for run in acks.load(db))
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(30)
-        sub.disconnect()
-        sub.loop_stop()
-        db.close()
+    db.close()
     return Confirm(last_published - online.at, confirmed - began)
 
 
