@@ -540,10 +540,11 @@ class Store:
                     if run.at < cutoff:
                         removed += self.conn.execute(delete, (run.lo, run.hi, keep)).rowcount
                 acks.compact(self.conn, self.done, cutoff)
-                for run in self.done:  # what central confirmed no longer waits for it
-                    self.conn.execute(
-                        "DELETE FROM published WHERE lo >= ? AND hi <= ?", (run.lo, run.hi)
-                    )
+                # What central confirmed no longer waits for it: the published runs below the
+                # first row not yet done (one above a gap goes once the gap closes; readers
+                # skip whatever `done` covers meanwhile).
+                first_open = next(self.done.gaps(0, self._last_rid), (self._last_rid + 1, 0))[0]
+                self.conn.execute("DELETE FROM published WHERE hi < ?", (first_open,))
                 self.conn.execute("COMMIT")
             except BaseException:
                 self.conn.execute("ROLLBACK")
