@@ -17,6 +17,8 @@ from wsgiref.simple_server import WSGIServer
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
+from agent.ops.status import knows_central
+
 log = logging.getLogger(__name__)
 
 UNSENT_DOC = (
@@ -61,9 +63,7 @@ class StatusCollector(Collector):
                 if figs.get(key) is not None:
                     fam.add_metric([op], float(figs[key]))
             yield fam
-        if st.get("confirmed_through") is not None or any(
-            f.get("confirmed") is not None for f in st["operations"].values()
-        ):
+        if knows_central(st):
             yield _gauge(
                 "tracescan_awaiting_confirmation",
                 "records the broker took that the central ledger has not acknowledged",

@@ -259,6 +259,18 @@ def _pct(rate: float | None) -> str:
     return "-" if rate is None else f"{100 * rate:.1f} %"
 
 
+def counts_confirmed(status: dict[str, Any]) -> bool:
+    """Whether the figures (`Status.as_dict()`) count the central ledger's confirmations: a
+    ledger is set, so each operation has `confirmed`."""
+    return any(f.get("confirmed") is not None for f in status["operations"].values())
+
+
+def knows_central(status: dict[str, Any]) -> bool:
+    """Whether there is anything to say about the central ledger: its confirmations are
+    counted, or the store holds an acknowledgement from it."""
+    return counts_confirmed(status) or status.get("confirmed_through") is not None
+
+
 def render(status: dict[str, Any], source: str) -> str:
     """The human-readable report for `tracescan status` (from `Status.as_dict()`)."""
     online = status.get("online")
@@ -268,8 +280,8 @@ def render(status: dict[str, Any], source: str) -> str:
     age = status.get("oldest_unsent_age")
     oldest = f", oldest {_age(age)} old" if age is not None else ""
     lines.append(f"  buffer          : {status['unsent']} unsent{oldest}")
-    central = any(f.get("confirmed") is not None for f in status["operations"].values())
-    if central or status.get("confirmed_through") is not None:
+    central = counts_confirmed(status)
+    if knows_central(status):
         through = status.get("confirmed_through")
         lines.append(
             f"  central ledger  : confirmed through seq {through if through is not None else '-'};"
